@@ -1,0 +1,281 @@
+"""The LLaSO record as one typed object: the data contract every part of `llaso` shares.
+
+A record on disk is a LLaVA-style dict (REFERENCE §4.1)::
+
+    {"id": ..., "voice": ["a/b.wav"], "conversations": [{"from": "human", "value": "...<audio>"},
+                                                        {"from": "gpt", "value": "..."}],
+     "metadata": {...}, "answer": "..."}
+
+`Sample.from_record` accepts every spelling the published files use (`meta-data`, a string `voice`,
+`answer`/`result`/`prediction`) and `Sample.to_record` writes the record back with the same keys, so
+reading and re-writing a file loses nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+AUDIO_PLACEHOLDER = "<audio>"
+HUMAN_ROLES = ("human", "user")
+ASSISTANT_ROLES = ("gpt", "assistant")
+PREDICTION_KEYS = ("answer", "result", "prediction")
+METADATA_KEYS = ("metadata", "meta-data")
+ID_KEYS = ("id", "index")
+
+
+class SampleError(ValueError):
+    """A record that does not follow the LLaSO schema."""
+
+
+class Modality(str, enum.Enum):
+    """The three modality configurations of LLaSO (REFERENCE §5.3).
+
+    Values are the release's sub-folder names, so a folder name is also a valid modality.
+    """
+
+    TEXT_AUDIO = "text_audio"  # (t,a): text instruction + audio input
+    AUDIO_TEXT = "audio_text"  # (a,t): spoken instruction + text input
+    PURE_AUDIO = "pure_audio"  # (a): instruction and input both in the audio
+
+    @property
+    def notation(self) -> str:
+        return {"text_audio": "(t,a)", "audio_text": "(a,t)", "pure_audio": "(a)"}[self.value]
+
+    @classmethod
+    def parse(cls, value: str) -> Modality:
+        """Accept the folder name, the paper notation "(t,a)" or a bare "t,a"."""
+        v = value.strip().lower().replace(" ", "")
+        aliases = {
+            "(t,a)": cls.TEXT_AUDIO, "t,a": cls.TEXT_AUDIO, "ta": cls.TEXT_AUDIO,
+            "(a,t)": cls.AUDIO_TEXT, "a,t": cls.AUDIO_TEXT, "at": cls.AUDIO_TEXT,
+            "(a)": cls.PURE_AUDIO, "a": cls.PURE_AUDIO, "pure": cls.PURE_AUDIO,
+        }
+        if v in aliases:
+            return aliases[v]
+        try:
+            return cls(v)
+        except ValueError:
+            raise SampleError(
+                f"unknown modality {value!r}; expected one of text_audio (t,a), audio_text (a,t), pure_audio (a)"
+            ) from None
+
+
+def infer_modality(human_text: str, generic_prompts: Iterable[str] = ()) -> Modality:
+    """The modality configuration implied by where `<audio>` stands in the human turn (REFERENCE §5.3).
+
+    * `<audio>` first, text after it: (a,t), the audio is the instruction and the text the input;
+    * nothing but `<audio>`, or one of the registry's generic pure-audio prompts before it: (a);
+    * any other text before `<audio>`: (t,a), a text instruction about an audio input.
+
+    A generic prompt cannot be told from a short text instruction by its words alone ("Identify the command
+    in this audio." is (t,a)), so other generic prompts are recognized only through the file's folder or
+    suffix (`Registry.modality_hint`) or an explicit `modality` field.
+    """
+    if AUDIO_PLACEHOLDER not in human_text:
+        raise SampleError("the human turn has no <audio> placeholder, so it has no modality configuration")
+    before, _, after = human_text.partition(AUDIO_PLACEHOLDER)
+    before, rest = before.strip(), after.replace(AUDIO_PLACEHOLDER, "").strip()
+    if not before:
+        return Modality.AUDIO_TEXT if rest else Modality.PURE_AUDIO
+    if not rest:
+        known = {_norm_prompt(p) for p in generic_prompts}
+        if _norm_prompt(before) in known:
+            return Modality.PURE_AUDIO
+    return Modality.TEXT_AUDIO
+
+
+def _norm_prompt(text: str) -> str:
+    return " ".join(text.replace(AUDIO_PLACEHOLDER, " ").lower().split())
+
+
+def normalize_audio_path(path: str) -> str:
+    """Windows separators in the release (`CremaD/Audio\\1049.wav`) become forward slashes."""
+    return path.replace("\\", "/")
+
+
+@dataclass
+class Turn:
+    role: str
+    value: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_human(self) -> bool:
+        return self.role in HUMAN_ROLES
+
+    @property
+    def is_assistant(self) -> bool:
+        return self.role in ASSISTANT_ROLES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"from": self.role, "value": self.value, **self.extra}
+
+
+@dataclass
+class Sample:
+    """One LLaSO record. Unknown fields are kept in `extra` and written back unchanged."""
+
+    conversations: list[Turn]
+    voice: list[str] = field(default_factory=list)
+    id: str | int | None = None
+    metadata: dict[str, Any] | list[Any] | None = None
+    task: str | None = None
+    modality: Modality | None = None  # explicit field only; see `effective_modality`
+    prediction: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    # How the record spelled things, so that `to_record` writes it back the same way.
+    _keys: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    _order: list[str] = field(default_factory=list, repr=False, compare=False)
+
+    # ---- reading -------------------------------------------------------------------------------
+    @classmethod
+    def from_record(cls, rec: Mapping[str, Any]) -> Sample:
+        if not isinstance(rec, Mapping):
+            raise SampleError(f"a record must be a JSON object, got {type(rec).__name__}")
+        keys: dict[str, str] = {}
+        rest = dict(rec)
+
+        if "conversations" not in rest:
+            raise SampleError("missing 'conversations'")
+        convs = _parse_conversations(rest.pop("conversations"))
+
+        voice_raw = rest.pop("voice", None)
+        if voice_raw is None:
+            voice: list[str] = []
+        elif isinstance(voice_raw, str):
+            voice, keys["voice_form"] = [voice_raw], "str"
+        elif isinstance(voice_raw, list) and all(isinstance(v, str) for v in voice_raw):
+            voice = list(voice_raw)
+        else:
+            raise SampleError(f"'voice' must be a path or a list of paths, got {voice_raw!r:.80}")
+
+        sid = None
+        for k in ID_KEYS:
+            if k in rest:
+                keys["id"] = k
+                sid = rest.pop(k)
+                if not isinstance(sid, str | int) or isinstance(sid, bool):
+                    raise SampleError(f"'{k}' must be a string or an integer, got {sid!r:.80}")
+                break
+
+        meta = None
+        for k in METADATA_KEYS:
+            if k in rest:
+                keys["metadata"] = k
+                meta = rest.pop(k)
+                break
+
+        pred = None
+        for k in PREDICTION_KEYS:
+            if k in rest:
+                keys["prediction"] = k
+                pred = rest.pop(k)
+                if pred is not None and not isinstance(pred, str):
+                    pred = str(pred)
+                break
+
+        task = rest.pop("task", None)
+        if task is not None and not isinstance(task, str):
+            raise SampleError(f"'task' must be a string, got {task!r:.80}")
+        mod_raw = rest.pop("modality", None)
+        modality = Modality.parse(mod_raw) if isinstance(mod_raw, str) else None
+        if mod_raw is not None and modality is None:
+            raise SampleError(f"'modality' must be a string, got {mod_raw!r:.80}")
+        if mod_raw is not None:
+            keys["modality_raw"] = mod_raw
+
+        return cls(
+            conversations=convs, voice=voice, id=sid, metadata=meta, task=task, modality=modality,
+            prediction=pred, extra=rest, _keys=keys, _order=list(rec.keys()),
+        )
+
+    # ---- writing -------------------------------------------------------------------------------
+    def to_record(self) -> dict[str, Any]:
+        """The record as a dict, with the field names and forms it was read with."""
+        k = self._keys
+        values: dict[str, Any] = dict(self.extra)
+        values["conversations"] = [t.to_dict() for t in self.conversations]
+        if self.voice or "voice" in self._order:
+            values["voice"] = self.voice[0] if k.get("voice_form") == "str" and len(self.voice) == 1 else self.voice
+        if self.id is not None:
+            values[k.get("id", "id")] = self.id
+        if self.metadata is not None or k.get("metadata"):
+            values[k.get("metadata", "metadata")] = self.metadata
+        if self.prediction is not None or k.get("prediction"):
+            values[k.get("prediction", "answer")] = self.prediction
+        if self.task is not None:
+            values["task"] = self.task
+        if self.modality is not None:
+            raw = k.get("modality_raw")
+            same = raw is not None and Modality.parse(raw) == self.modality
+            values["modality"] = raw if same else self.modality.value
+        # original key order first, then anything new
+        out = {key: values[key] for key in self._order if key in values}
+        out.update((key, v) for key, v in values.items() if key not in out)
+        return out
+
+    # ---- views ---------------------------------------------------------------------------------
+    @property
+    def human_text(self) -> str:
+        for t in self.conversations:
+            if t.is_human:
+                return t.value
+        raise SampleError("no human turn")
+
+    @property
+    def reference(self) -> str | None:
+        """The first assistant turn: the ground truth of a single-turn sample."""
+        for t in self.conversations:
+            if t.is_assistant:
+                return t.value
+        return None
+
+    @property
+    def n_placeholders(self) -> int:
+        return sum(t.value.count(AUDIO_PLACEHOLDER) for t in self.conversations if t.is_human)
+
+    @property
+    def audio_paths(self) -> list[str]:
+        return [normalize_audio_path(v) for v in self.voice]
+
+    def effective_modality(self, hint: Modality | None = None, generic_prompts: Iterable[str] = ()) -> Modality:
+        """The explicit `modality` field wins, then a hint (the file's folder or name), then the text."""
+        if self.modality is not None:
+            return self.modality
+        if hint is not None:
+            return hint
+        return infer_modality(self.human_text, generic_prompts)
+
+    def problems(self) -> list[str]:
+        """Schema problems that do not stop the record from being read (see `llaso data validate`)."""
+        out = []
+        if not any(t.is_human for t in self.conversations):
+            out.append("no human turn")
+        if not any(t.is_assistant for t in self.conversations):
+            out.append("no assistant (gpt) turn")
+        n = self.n_placeholders
+        if n != len(self.voice):
+            out.append(f"{n} <audio> placeholder(s) but {len(self.voice)} voice path(s)")
+        if any(not v.strip() for v in self.voice):
+            out.append("empty voice path")
+        return out
+
+
+def _parse_conversations(raw: Any) -> list[Turn]:
+    if not isinstance(raw, list) or not raw:
+        raise SampleError("'conversations' must be a non-empty list of turns")
+    turns = []
+    for i, t in enumerate(raw):
+        if not isinstance(t, Mapping):
+            raise SampleError(f"conversations[{i}] must be an object with 'from' and 'value'")
+        t = dict(t)
+        role, value = t.pop("from", None), t.pop("value", None)
+        if not isinstance(role, str):
+            raise SampleError(f"conversations[{i}] has no 'from' role")
+        if not isinstance(value, str):
+            raise SampleError(f"conversations[{i}] ('{role}') has no string 'value'")
+        turns.append(Turn(role=role, value=value, extra=t))
+    return turns

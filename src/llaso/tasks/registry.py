@@ -1,0 +1,232 @@
+"""The task registry: the 20 LLaSO tasks, loaded from `tasks.yaml` and `templates/*.yaml` in this package."""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path, PurePath
+from typing import Any
+
+import yaml
+
+from llaso.data.sample import Modality
+
+CATEGORIES = ("linguistic", "semantic", "paralinguistic")
+ANSWER_TYPES = ("label", "number", "transcript", "phonemes", "free_text")
+LABELS_PLACEHOLDER = "{labels}"
+
+
+class RegistryError(ValueError):
+    """The registry data is inconsistent, or a name is not in it."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    direction: str  # "higher" or "lower"
+    description: str
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.direction == "higher"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One source corpus of a task, with its eval/train files and, for closed tasks, its label set."""
+
+    name: str
+    files: tuple[str, ...]
+    answer_type: str
+    metrics: tuple[str, ...]
+    labels: tuple[str, ...] = ()
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    range: tuple[float, float] | None = None
+    _patterns: tuple[re.Pattern[str], ...] = field(default=(), repr=False, compare=False)
+
+    def matches(self, stem: str) -> bool:
+        return any(p.fullmatch(stem) for p in self._patterns)
+
+    def spellings(self, label: str) -> tuple[str, ...]:
+        """The label and its aliases (other spellings used by the prompts)."""
+        return (label, *self.aliases.get(label, ()))
+
+
+@dataclass(frozen=True)
+class Task:
+    abbr: str
+    name: str
+    category: str
+    answer_type: str
+    metrics: tuple[str, ...]
+    sources: tuple[Source, ...]
+    templates: tuple[str, ...] = ()
+
+    @property
+    def primary_metric(self) -> str:
+        return self.metrics[0]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Union of the sources' label sets, in first-seen order."""
+        seen: dict[str, None] = {}
+        for s in self.sources:
+            seen.update(dict.fromkeys(s.labels))
+        return tuple(seen)
+
+    @property
+    def is_closed(self) -> bool:
+        return any(s.labels for s in self.sources)
+
+    def render(self, template: str, source: Source) -> str:
+        """Fill a template's `{labels}` with the source's label list ("A, B, or C")."""
+        return template.replace(LABELS_PLACEHOLDER, join_labels(source.labels))
+
+
+@dataclass(frozen=True)
+class FileMatch:
+    task: Task
+    source: Source
+    modality: Modality | None  # from the file's suffix or folder, if it says
+
+
+def join_labels(labels: tuple[str, ...] | list[str]) -> str:
+    labels = list(labels)
+    if len(labels) <= 2:
+        return " or ".join(labels)
+    return ", ".join(labels[:-1]) + ", or " + labels[-1]
+
+
+class Registry:
+    def __init__(self, spec: dict[str, Any], templates: dict[str, list[str]], generic_prompts: list[str]):
+        self.version = spec.get("version", 1)
+        self.metrics = {
+            name: Metric(name, m["direction"], m.get("description", "")) for name, m in spec["metrics"].items()
+        }
+        hints = spec.get("modality_hints", {})
+        self.suffix_hints = {k: Modality(v) for k, v in hints.get("suffixes", {}).items()}
+        self.folder_hints = {k: Modality(v) for k, v in hints.get("folders", {}).items()}
+        splits = "|".join(map(re.escape, spec.get("split_suffixes", [])))
+        self._split_re = re.compile(rf"[_-]({splits})$", re.I) if splits else None
+        self.generic_prompts = tuple(generic_prompts)
+        self.tasks: dict[str, Task] = {}
+        for t in spec["tasks"]:
+            task = _build_task(t, tuple(templates.get(t["abbr"], ())), self.metrics)
+            if task.abbr in self.tasks:
+                raise RegistryError(f"task {task.abbr} is defined twice")
+            self.tasks[task.abbr] = task
+
+    # ---- look-ups ------------------------------------------------------------------------------
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.tasks.values())
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def get(self, abbr: str) -> Task:
+        key = abbr.strip().upper()
+        if key not in self.tasks:
+            raise RegistryError(f"unknown task {abbr!r}; known tasks: {', '.join(self.tasks)}")
+        return self.tasks[key]
+
+    def __contains__(self, abbr: object) -> bool:
+        return isinstance(abbr, str) and abbr.strip().upper() in self.tasks
+
+    def file_stem(self, path: str | PurePath) -> str:
+        """The file name without extension and split suffix: `vctk_gender_classification_test.json` →
+        `vctk_gender_classification`."""
+        name = PurePath(str(path).replace("\\", "/")).name
+        for ext in (".jsonl", ".json"):
+            if name.endswith(ext):
+                name = name[: -len(ext)]
+                break
+        return self._split_re.sub("", name) if self._split_re else name
+
+    def match_file(self, path: str | PurePath) -> list[FileMatch]:
+        """Every (task, source) whose file patterns match this file name; exactly one for a known file."""
+        stem = self.file_stem(path)
+        return [FileMatch(t, s, self.modality_hint(path)) for t in self for s in t.sources if s.matches(stem)]
+
+    def lookup_file(self, path: str | PurePath) -> FileMatch | None:
+        """The one (task, source) of a file, None if no pattern matches; ambiguity is an error."""
+        found = self.match_file(path)
+        if len(found) > 1:
+            names = ", ".join(f"{m.task.abbr}/{m.source.name}" for m in found)
+            raise RegistryError(f"{path}: file name matches several tasks ({names})")
+        return found[0] if found else None
+
+    def modality_hint(self, path: str | PurePath) -> Modality | None:
+        """A modality that the file's suffix (`_end`) or a parent folder (`pure_audio/`) states."""
+        stem = self.file_stem(path)
+        for suffix, mod in self.suffix_hints.items():
+            if stem.lower().endswith(suffix.lower()):
+                return mod
+        for part in reversed(PurePath(str(path).replace("\\", "/")).parts[:-1]):
+            if part in self.folder_hints:
+                return self.folder_hints[part]
+        return None
+
+
+def _build_task(t: dict[str, Any], templates: tuple[str, ...], metrics: dict[str, Metric]) -> Task:
+    abbr = t["abbr"]
+    where = f"tasks.yaml: task {abbr}"
+    if t["category"] not in CATEGORIES:
+        raise RegistryError(f"{where}: category {t['category']!r} is not one of {CATEGORIES}")
+    task_metrics = tuple(t["metrics"])
+    sources = []
+    for s in t["sources"]:
+        answer_type = s.get("answer_type", t["answer_type"])
+        if answer_type not in ANSWER_TYPES:
+            raise RegistryError(f"{where}: answer type {answer_type!r} is not one of {ANSWER_TYPES}")
+        src_metrics = tuple(s.get("metrics", task_metrics))
+        for m in (*src_metrics, *task_metrics):
+            if m not in metrics:
+                raise RegistryError(f"{where}: metric {m!r} is not in the metric catalogue")
+        labels = tuple(str(x) for x in s.get("labels", ()))
+        aliases = {str(k): tuple(str(a) for a in v) for k, v in (s.get("aliases") or {}).items()}
+        for k in aliases:
+            if k not in labels:
+                raise RegistryError(f"{where}: alias for {k!r}, which is not a label of {s['name']}")
+        if answer_type == "label" and not labels:
+            raise RegistryError(f"{where}: source {s['name']} has answer type 'label' but no labels")
+        rng = tuple(float(x) for x in s["range"]) if "range" in s else None
+        files = tuple(s["files"])
+        sources.append(Source(
+            name=s["name"], files=files, answer_type=answer_type, metrics=src_metrics, labels=labels,
+            aliases=aliases, range=rng,  # type: ignore[arg-type]
+            _patterns=tuple(re.compile(f, re.I) for f in files),
+        ))
+    for tpl in templates:
+        if LABELS_PLACEHOLDER in tpl and not any(s.labels for s in sources):
+            raise RegistryError(f"templates/{abbr}.yaml: {{labels}} used but the task has no label set")
+    return Task(abbr=abbr, name=t["name"], category=t["category"], answer_type=t["answer_type"],
+                metrics=task_metrics, sources=tuple(sources), templates=templates)
+
+
+def _read_yaml(name: str) -> Any:
+    return yaml.safe_load(resources.files("llaso.tasks").joinpath(name).read_text(encoding="utf-8"))
+
+
+def load_templates(directory: Path | None = None) -> tuple[dict[str, list[str]], list[str]]:
+    """Task templates (`templates/<ABBR>.yaml`) and the generic pure-audio prompts (`templates/generic.yaml`)."""
+    root: Any = directory or resources.files("llaso.tasks").joinpath("templates")
+    templates: dict[str, list[str]] = {}
+    generic: list[str] = []
+    for entry in sorted(root.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".yaml"):
+            continue
+        data = yaml.safe_load(entry.read_text(encoding="utf-8")) or {}
+        if entry.name == "generic.yaml":
+            generic = [str(x) for x in data.get("pure_audio_prompts", [])]
+        else:
+            templates[str(data.get("task", entry.name[:-5])).upper()] = [str(x) for x in data.get("templates", [])]
+    return templates, generic
+
+
+@functools.lru_cache(maxsize=1)
+def load_registry() -> Registry:
+    """The registry shipped with the package (cached)."""
+    templates, generic = load_templates()
+    return Registry(_read_yaml("tasks.yaml"), templates, generic)
