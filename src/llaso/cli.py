@@ -50,19 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
                 groups[group] = gp.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
             holder = groups[group]
         module = importlib.import_module(module_name)
+        description, epilog = _doc(module, name)
         sub = holder.add_parser(name, help=help_text, formatter_class=_Formatter,
-                                **_doc(module, name))
+                                description=description, epilog=epilog)
         add = getattr(module, f"add_{name}_arguments", None) or module.add_arguments
         add(sub)
         sub.set_defaults(_run=getattr(module, f"run_{name}", None) or module.run)
     return parser
 
 
-def _doc(module: object, name: str) -> dict[str, str]:
+def _doc(module: object, name: str) -> tuple[str, str]:
     """Description and examples for a command: `DESCRIPTION`/`EXAMPLES` (or `<NAME>_...`) in its module."""
     desc = getattr(module, f"{name.upper()}_DESCRIPTION", None) or getattr(module, "DESCRIPTION", "")
     examples = getattr(module, f"{name.upper()}_EXAMPLES", None) or getattr(module, "EXAMPLES", "")
-    return {"description": desc, "epilog": ("examples:\n" + examples) if examples else ""}
+    return str(desc), ("examples:\n" + str(examples)) if examples else ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,7 +30,7 @@ class SampleError(ValueError):
     """A record that does not follow the LLaSO schema."""
 
 
-class Modality(str, enum.Enum):
+class Modality(enum.StrEnum):
     """The three modality configurations of LLaSO (REFERENCE §5.3).
 
     Values are the release's sub-folder names, so a folder name is also a valid modality.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePath
@@ -119,7 +120,7 @@ class Registry:
             self.tasks[task.abbr] = task
 
     # ---- look-ups ------------------------------------------------------------------------------
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Task]:
         return iter(self.tasks.values())
 
     def __len__(self) -> int:
@@ -195,7 +196,7 @@ def _build_task(t: dict[str, Any], templates: tuple[str, ...], metrics: dict[str
         files = tuple(s["files"])
         sources.append(Source(
             name=s["name"], files=files, answer_type=answer_type, metrics=src_metrics, labels=labels,
-            aliases=aliases, range=rng,  # type: ignore[arg-type]
+            aliases=aliases, range=(rng[0], rng[1]) if rng else None,
             _patterns=tuple(re.compile(f, re.I) for f in files),
         ))
     for tpl in templates:
