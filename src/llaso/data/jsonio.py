@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal
@@ -71,8 +71,13 @@ def detect_format(path: str | os.PathLike[str]) -> Format:
                 return "json" if s[0] == "[" else "jsonl"
 
 
-def iter_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Yield the records (JSON objects) of a JSON-list or JSONL file, one at a time."""
+def iter_records(path: str | os.PathLike[str],
+                 on_bad_line: Callable[[CorpusFormatError], None] | None = None) -> Iterator[dict[str, Any]]:
+    """Yield the records (JSON objects) of a JSON-list or JSONL file, one at a time.
+
+    A malformed JSON list stops the read with a `CorpusFormatError` (nothing after the error can be trusted).
+    In JSONL each line stands alone: with `on_bad_line`, a malformed line is passed to it and skipped.
+    """
     p = Path(path)
     try:
         fmt = detect_format(p)
@@ -80,10 +85,10 @@ def iter_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
         raise CorpusFormatError(p, "no such file") from None
     except IsADirectoryError:
         raise CorpusFormatError(p, "is a directory, not a JSON/JSONL file") from None
-    yield from (_iter_json_array(p) if fmt == "json" else _iter_jsonl(p))
+    yield from (_iter_json_array(p) if fmt == "json" else _iter_jsonl(p, on_bad_line))
 
 
-def _iter_jsonl(p: Path) -> Iterator[dict[str, Any]]:
+def _iter_jsonl(p: Path, on_bad_line: Callable[[CorpusFormatError], None] | None) -> Iterator[dict[str, Any]]:
     loads = json.loads
     with open(p, encoding="utf-8-sig") as f:
         index = 0
@@ -93,12 +98,17 @@ def _iter_jsonl(p: Path) -> Iterator[dict[str, Any]]:
             try:
                 rec = loads(line)
             except json.JSONDecodeError as e:
-                raise CorpusFormatError(p, f"malformed JSON: {e.msg}", record=index, line=lineno,
-                                        column=e.colno) from None
-            if not isinstance(rec, dict):
-                raise CorpusFormatError(p, f"expected a JSON object, got {type(rec).__name__}", record=index,
+                err = CorpusFormatError(p, f"malformed JSON: {e.msg}", record=index, line=lineno, column=e.colno)
+            else:
+                if isinstance(rec, dict):
+                    yield rec
+                    index += 1
+                    continue
+                err = CorpusFormatError(p, f"expected a JSON object, got {type(rec).__name__}", record=index,
                                         line=lineno)
-            yield rec
+            if on_bad_line is None:
+                raise err
+            on_bad_line(err)
             index += 1
 
 
@@ -210,9 +220,12 @@ class AtomicWriter:
         return self
 
     def write(self, record: dict[str, Any] | Sample) -> None:
-        assert self._f is not None, "use AtomicWriter as a context manager"
         rec = record.to_record() if isinstance(record, Sample) else record
-        line = json.dumps(rec, ensure_ascii=False)
+        self.write_line(json.dumps(rec, ensure_ascii=False))
+
+    def write_line(self, line: str) -> None:
+        """Write one record that is already serialized as a single-line JSON object."""
+        assert self._f is not None, "use AtomicWriter as a context manager"
         if self.fmt == "json":
             self._f.write(("\n" if self.count == 0 else ",\n") + line)
         else:

@@ -1,0 +1,1 @@
+"""Small shared helpers (progress bars) that every layer may use."""

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import SYSTEMS, make_record
+
+from llaso.data.jsonio import iter_records, write_records
+from llaso.data.sample import Modality, Sample, SampleError, infer_modality
+from llaso.tasks import load_registry
+
+
+def test_reads_every_published_spelling() -> None:
+    rec = make_record(voice="x\\y.wav", **{"meta-data": {"emo": "joy"}, "index": 7, "result": "Female"})
+    s = Sample.from_record(rec)
+    assert s.voice == ["x\\y.wav"] and s.audio_paths == ["x/y.wav"]
+    assert s.metadata == {"emo": "joy"} and s.id == 7 and s.prediction == "Female"
+    assert s.reference == "Male." and s.n_placeholders == 1
+    out = s.to_record()
+    assert out == rec and list(out) == list(rec)  # same keys, same order, string voice kept
+
+
+def test_prediction_field_priority_and_metadata_list() -> None:
+    s = Sample.from_record(make_record(answer="A", metadata=[{"w": 1}], prediction="P"))
+    assert s.prediction == "P" and s.metadata == [{"w": 1}]
+    s.prediction = "Q"
+    assert s.to_record()["prediction"] == "Q" and "answer" not in s.to_record()
+
+
+def test_new_fields_are_appended() -> None:
+    s = Sample.from_record(make_record())
+    s.task, s.modality, s.prediction = "SGC", Modality.TEXT_AUDIO, "Male"
+    rec = s.to_record()
+    assert list(rec)[-3:] == ["answer", "task", "modality"]
+    assert rec["modality"] == "text_audio" and rec["answer"] == "Male"
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"voice": ["a.wav"]}, "missing 'conversations'"),
+        (make_record(voice=[1]), "'voice' must be"),
+        ({"conversations": [{"from": "human"}]}, "no string 'value'"),
+        ({"conversations": "hi"}, "non-empty list"),
+        (make_record(modality="stereo"), "unknown modality"),
+        (make_record(id=1.5), "'id' must be"),
+        ([1, 2], "must be a JSON object"),
+    ],
+)
+def test_schema_errors_are_named(record: object, message: str) -> None:
+    with pytest.raises(SampleError, match=message):
+        Sample.from_record(record)  # type: ignore[arg-type]
+
+
+def test_problems() -> None:
+    assert Sample.from_record(make_record()).problems() == []
+    two = Sample.from_record(make_record(prompt="<audio> then <audio>", voice=["a.wav"]))
+    assert two.problems() == ["2 <audio> placeholder(s) but 1 voice path(s)"]
+    no_gpt = Sample.from_record({"voice": ["a"], "conversations": [{"from": "human", "value": "<audio>"}]})
+    assert "no assistant (gpt) turn" in no_gpt.problems()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Is the speaker male or female?<audio>", Modality.TEXT_AUDIO),
+        ("<audio>On the morning of 6 December 1917 ...", Modality.AUDIO_TEXT),
+        ("<audio>", Modality.PURE_AUDIO),
+        ("  <audio>  ", Modality.PURE_AUDIO),
+        ("Listen to the recording and do what it asks.<audio>", Modality.TEXT_AUDIO),  # not a known prompt
+    ],
+)
+def test_infer_modality(text: str, expected: Modality) -> None:
+    assert infer_modality(text) == expected
+
+
+def test_known_generic_prompt_means_pure_audio() -> None:
+    prompt = "Listen to the recording and do what it asks."
+    assert infer_modality(prompt + "<audio>", [prompt.upper()]) == Modality.PURE_AUDIO
+
+
+def test_explicit_modality_wins() -> None:
+    s = Sample.from_record(make_record(modality="(a)"))
+    assert s.effective_modality(hint=Modality.AUDIO_TEXT) == Modality.PURE_AUDIO
+    assert s.to_record()["modality"] == "(a)"  # written back as it was spelled
+    s2 = Sample.from_record(make_record())
+    assert s2.effective_modality(hint=Modality.AUDIO_TEXT) == Modality.AUDIO_TEXT
+    assert s2.effective_modality() == Modality.TEXT_AUDIO
+
+
+def test_no_placeholder_has_no_modality() -> None:
+    with pytest.raises(SampleError, match="no <audio>"):
+        infer_modality("just text")
+
+
+def test_published_files_round_trip_losslessly(results_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    files = sorted(p for s in SYSTEMS for p in (results_dir / s).glob("*.json*"))
+    assert len(files) == 5 * 44
+    for path in files:
+        records = list(iter_records(path))
+        out = tmp_path / path.name
+        write_records(out, (Sample.from_record(r) for r in records))
+        assert json.dumps(list(iter_records(out))) == json.dumps(records), path
+
+
+def test_published_modalities(results_dir) -> None:  # type: ignore[no-untyped-def]
+    """With the file's suffix as hint, the AQA files split 6 (t,a) / 6 (a,t) / 4 (a), and the position rule
+    alone agrees with the suffix wherever the audio is not behind a generic prompt."""
+    reg = load_registry()
+    by_mod: dict[Modality, int] = {}
+    for path in sorted((results_dir / "LLaSO-Base").glob("*.json")):
+        hint = reg.modality_hint(path)
+        for rec in iter_records(path):
+            s = Sample.from_record(rec)
+            mod = s.effective_modality(hint, reg.generic_prompts)
+            by_mod[mod] = by_mod.get(mod, 0) + 1
+            if hint in (Modality.TEXT_AUDIO, Modality.AUDIO_TEXT):
+                assert infer_modality(s.human_text) == hint, path
+    assert by_mod[Modality.AUDIO_TEXT] == 600 and by_mod[Modality.PURE_AUDIO] == 400
+    assert by_mod[Modality.TEXT_AUDIO] == 10605 - 1000
