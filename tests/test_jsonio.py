@@ -4,10 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import make_record
 
 from llaso.data import jsonio
 from llaso.data.jsonio import AtomicWriter, CorpusFormatError, iter_records, iter_samples, write_records
+
+from conftest import make_record
 
 RECORDS = [make_record(answer=f"answer {i} \u2028 ɪŋ 😀", id=str(i)) for i in range(50)]
 

@@ -10,11 +10,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import make_record
 
 from llaso.cli import main
 from llaso.data.jsonio import iter_records, write_records
 from llaso.data.merge import MergeError, MergeOptions, merge
+
+from conftest import make_record
 
 
 def _corpus(root: Path) -> dict[str, list[dict[str, object]]]:

@@ -3,11 +3,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SYSTEMS, make_record
 
 from llaso.data.jsonio import iter_records, write_records
 from llaso.data.sample import Modality, Sample, SampleError, infer_modality
 from llaso.tasks import load_registry
+
+from conftest import SYSTEMS, make_record
 
 
 def test_reads_every_published_spelling() -> None:
