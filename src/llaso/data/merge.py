@@ -143,6 +143,7 @@ def _rule_matches(rule: Rule, registry: Registry, file: Path, task: str | None) 
 def _records(files: list[Path], registry: Registry, opts: MergeOptions, report: MergeReport | None,
              on_invalid: Callable[[str], None]) -> Iterator[_Record]:
     """Every valid record of every file, annotated and serialized; invalid ones go to `on_invalid`."""
+    encode = json.JSONEncoder(ensure_ascii=False).encode
     for fi, path in enumerate(files):
         match = registry.lookup_file(path)
         file_task = match.task.abbr if match else None
@@ -170,13 +171,12 @@ def _records(files: list[Path], registry: Registry, opts: MergeOptions, report: 
                 on_invalid(str(CorpusFormatError(path, str(e), record=index)))
                 continue
             task = sample.task.upper() if sample.task else file_task
-            if opts.annotate:
+            if opts.annotate:  # new keys go last, as Sample.to_record would put them
                 if sample.task is None and file_task is not None:
-                    sample.task = file_task
+                    rec["task"] = file_task
                 if sample.modality is None and hint is not None:
-                    sample.modality = hint
-                rec = sample.to_record()
-            yield _Record(fi, json.dumps(rec, ensure_ascii=False), rec, task)
+                    rec["modality"] = hint.value
+            yield _Record(fi, encode(rec), rec, task)
 
 
 def _content_hash(rec: dict[str, Any], by: str) -> int:

@@ -96,7 +96,7 @@ def normalize_audio_path(path: str) -> str:
     return path.replace("\\", "/")
 
 
-@dataclass
+@dataclass(slots=True)
 class Turn:
     role: str
     value: str
@@ -114,7 +114,7 @@ class Turn:
         return {"from": self.role, "value": self.value, **self.extra}
 
 
-@dataclass
+@dataclass(slots=True)
 class Sample:
     """One LLaSO record. Unknown fields are kept in `extra` and written back unchanged."""
 
@@ -133,63 +133,63 @@ class Sample:
     # ---- reading -------------------------------------------------------------------------------
     @classmethod
     def from_record(cls, rec: Mapping[str, Any]) -> Sample:
+        # Written for speed as well as clarity: `llaso data merge/validate` call this once per record.
         if not isinstance(rec, Mapping):
             raise SampleError(f"a record must be a JSON object, got {type(rec).__name__}")
         keys: dict[str, str] = {}
         rest = dict(rec)
+        pop = rest.pop
 
         if "conversations" not in rest:
             raise SampleError("missing 'conversations'")
-        convs = _parse_conversations(rest.pop("conversations"))
+        convs = _parse_conversations(pop("conversations"))
 
-        voice_raw = rest.pop("voice", None)
+        voice_raw = pop("voice", None)
         if voice_raw is None:
             voice: list[str] = []
+        elif type(voice_raw) is list and all(type(v) is str for v in voice_raw):
+            voice = voice_raw
         elif isinstance(voice_raw, str):
             voice, keys["voice_form"] = [voice_raw], "str"
-        elif isinstance(voice_raw, list) and all(isinstance(v, str) for v in voice_raw):
-            voice = list(voice_raw)
         else:
             raise SampleError(f"'voice' must be a path or a list of paths, got {voice_raw!r:.80}")
 
         sid = None
-        for k in ID_KEYS:
-            if k in rest:
-                keys["id"] = k
-                sid = rest.pop(k)
-                if not isinstance(sid, str | int) or isinstance(sid, bool):
-                    raise SampleError(f"'{k}' must be a string or an integer, got {sid!r:.80}")
-                break
+        k = "id" if "id" in rest else "index" if "index" in rest else None
+        if k is not None:
+            keys["id"] = k
+            sid = pop(k)
+            if not isinstance(sid, str | int) or isinstance(sid, bool):
+                raise SampleError(f"'{k}' must be a string or an integer, got {sid!r:.80}")
 
         meta = None
-        for k in METADATA_KEYS:
-            if k in rest:
-                keys["metadata"] = k
-                meta = rest.pop(k)
-                break
+        k = "metadata" if "metadata" in rest else "meta-data" if "meta-data" in rest else None
+        if k is not None:
+            keys["metadata"] = k
+            meta = pop(k)
 
         pred = None
-        for k in PREDICTION_KEYS:
-            if k in rest:
-                keys["prediction"] = k
-                pred = rest.pop(k)
-                if pred is not None and not isinstance(pred, str):
-                    pred = str(pred)
-                break
+        k = next((k for k in PREDICTION_KEYS if k in rest), None) if len(rest) else None
+        if k is not None:
+            keys["prediction"] = k
+            pred = pop(k)
+            if pred is not None and not isinstance(pred, str):
+                pred = str(pred)
 
-        task = rest.pop("task", None)
+        task = pop("task", None)
         if task is not None and not isinstance(task, str):
             raise SampleError(f"'task' must be a string, got {task!r:.80}")
-        mod_raw = rest.pop("modality", None)
-        modality = Modality.parse(mod_raw) if isinstance(mod_raw, str) else None
-        if mod_raw is not None and modality is None:
-            raise SampleError(f"'modality' must be a string, got {mod_raw!r:.80}")
+        modality = None
+        mod_raw = pop("modality", None)
         if mod_raw is not None:
+            if not isinstance(mod_raw, str):
+                raise SampleError(f"'modality' must be a string, got {mod_raw!r:.80}")
+            modality = Modality.parse(mod_raw)
             keys["modality_raw"] = mod_raw
 
         return cls(
             conversations=convs, voice=voice, id=sid, metadata=meta, task=task, modality=modality,
-            prediction=pred, extra=rest, _keys=keys, _order=list(rec.keys()),
+            prediction=pred, extra=rest, _keys=keys, _order=list(rec),
         )
 
     # ---- writing -------------------------------------------------------------------------------
@@ -235,7 +235,7 @@ class Sample:
 
     @property
     def n_placeholders(self) -> int:
-        return sum(t.value.count(AUDIO_PLACEHOLDER) for t in self.conversations if t.is_human)
+        return sum(t.value.count(AUDIO_PLACEHOLDER) for t in self.conversations if t.role in HUMAN_ROLES)
 
     @property
     def audio_paths(self) -> list[str]:
@@ -252,14 +252,15 @@ class Sample:
     def problems(self) -> list[str]:
         """Schema problems that do not stop the record from being read (see `llaso data validate`)."""
         out = []
-        if not any(t.is_human for t in self.conversations):
+        roles = {t.role for t in self.conversations}
+        if roles.isdisjoint(HUMAN_ROLES):
             out.append("no human turn")
-        if not any(t.is_assistant for t in self.conversations):
+        if roles.isdisjoint(ASSISTANT_ROLES):
             out.append("no assistant (gpt) turn")
         n = self.n_placeholders
         if n != len(self.voice):
             out.append(f"{n} <audio> placeholder(s) but {len(self.voice)} voice path(s)")
-        if any(not v.strip() for v in self.voice):
+        if not all(v.strip() for v in self.voice):
             out.append("empty voice path")
         return out
 
@@ -271,11 +272,11 @@ def _parse_conversations(raw: Any) -> list[Turn]:
     for i, t in enumerate(raw):
         if not isinstance(t, Mapping):
             raise SampleError(f"conversations[{i}] must be an object with 'from' and 'value'")
-        t = dict(t)
-        role, value = t.pop("from", None), t.pop("value", None)
-        if not isinstance(role, str):
+        role, value = t.get("from"), t.get("value")
+        if type(role) is not str:
             raise SampleError(f"conversations[{i}] has no 'from' role")
-        if not isinstance(value, str):
+        if type(value) is not str:
             raise SampleError(f"conversations[{i}] ('{role}') has no string 'value'")
-        turns.append(Turn(role=role, value=value, extra=t))
+        extra = {k: v for k, v in t.items() if k != "from" and k != "value"} if len(t) > 2 else {}
+        turns.append(Turn(role, value, extra))
     return turns
