@@ -185,7 +185,10 @@ def _build_task(t: dict[str, Any], templates: tuple[str, ...], metrics: dict[str
         for m in (*src_metrics, *task_metrics):
             if m not in metrics:
                 raise RegistryError(f"{where}: metric {m!r} is not in the metric catalogue")
-        labels = tuple(str(x) for x in s.get("labels", ()))
+        raw_labels = s.get("labels", ())
+        if any(isinstance(x, bool) or not isinstance(x, str | int) for x in raw_labels):
+            raise RegistryError(f"{where}: labels of {s['name']} must be strings (quote YAML's No/Yes/On/Off)")
+        labels = tuple(str(x) for x in raw_labels)
         aliases = {str(k): tuple(str(a) for a in v) for k, v in (s.get("aliases") or {}).items()}
         for k in aliases:
             if k not in labels:
