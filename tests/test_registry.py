@@ -5,12 +5,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SYSTEMS
 
 from llaso.cli import main
 from llaso.data.jsonio import iter_samples
 from llaso.data.sample import Modality
 from llaso.tasks.registry import Registry, RegistryError, load_registry, load_templates
+
+from conftest import SYSTEMS
 
 ABBRS = ["ASR", "PR", "AQA", "SGC", "AC", "AR", "SSD", "ER", "EIE", "SV", "VSC", "IC", "ISC", "PP", "VC", "SCR",
          "IP", "EE", "PSWL", "PSSL"]
