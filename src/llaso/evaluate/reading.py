@@ -1,0 +1,174 @@
+"""Reading prediction files: records → (task, source) groups, with every problem named and counted.
+
+A prediction file is an eval file plus the prediction in `answer`, `result` or `prediction` (JSON list or
+JSONL). The task comes from a record's `task` field, else from the registry's file-name patterns. Nothing is
+dropped silently: a record that cannot be read, has no reference or no prediction stays in the group with a
+`problem`, and scoring counts it (as wrong / abstained where the metric has a denominator).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llaso.data.jsonio import CorpusFormatError, detect_format, iter_records
+from llaso.data.sample import Modality, Sample, SampleError
+from llaso.tasks.registry import Registry, RegistryError, Source, Task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Record:
+    index: int  # position in the file (the judge records' `index`)
+    reference: str | None
+    prediction: str | None  # None: field absent or null; "" kept as is (both count as missing)
+    question: str = ""
+    modality: Modality | None = None
+    problem: str | None = None  # why the record cannot be fully scored
+
+    @property
+    def missing_prediction(self) -> bool:
+        return self.prediction is None or not self.prediction.strip()
+
+
+@dataclass
+class FileGroup:
+    """The records of one file that belong to one task."""
+
+    path: Path
+    name: str  # the file name (plus "#TASK" when a file holds several tasks)
+    task: Task | None
+    source: Source | None
+    records: list[Record] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    read_error: str | None = None  # the file could not be read to its end
+
+    @property
+    def configuration(self) -> Modality | None:
+        counts = Counter(r.modality for r in self.records if r.modality is not None)
+        return counts.most_common(1)[0][0] if counts else None
+
+
+def _iter_lenient(path: Path) -> Any:
+    """(index, record dict or None, problem) for each record; JSONL goes on past a malformed line."""
+    if detect_format(path) == "jsonl":
+        with open(path, encoding="utf-8-sig") as f:
+            index = 0
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                    if not isinstance(rec, dict):
+                        raise ValueError(f"expected a JSON object, got {type(rec).__name__}")
+                    yield index, rec, None
+                except ValueError as e:
+                    msg = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
+                    yield index, None, str(CorpusFormatError(path, f"malformed record: {msg}", record=index,
+                                                             line=lineno))
+                index += 1
+        return
+    for index, rec in enumerate(iter_records(path)):  # a malformed list stops here; the caller records it
+        yield index, rec, None
+
+
+def _question(sample: Sample) -> str:
+    try:
+        return sample.human_text  # the judge shows <audio> as [audio]
+    except SampleError:
+        return ""
+
+
+def read_prediction_file(path: Path, registry: Registry, display: str | None = None) -> list[FileGroup]:
+    """Split one prediction file into task groups. Never raises for bad content: problems are recorded."""
+    name = display or path.name
+    try:
+        match = registry.lookup_file(path)
+    except RegistryError as e:
+        match = None
+        log.warning("%s", e)
+    hint = registry.modality_hint(path)
+    groups: dict[str | None, FileGroup] = {}
+    modality_memo: dict[str, Modality | None] = {}
+
+    def group(task_abbr: str | None) -> FileGroup:
+        if task_abbr not in groups:
+            task = source = None
+            if task_abbr is not None:
+                task = registry.get(task_abbr)
+                if match is not None and match.task.abbr == task.abbr:
+                    source = match.source
+                elif len(task.sources) == 1:
+                    source = task.sources[0]
+            elif match is not None:
+                task, source = match.task, match.source
+            groups[task_abbr] = FileGroup(path=path, name=name, task=task, source=source)
+        return groups[task_abbr]
+
+    try:
+        for index, rec, problem in _iter_lenient(path):
+            if rec is None:
+                g = group(match.task.abbr if match else None)
+                g.records.append(Record(index, None, None, problem=problem))
+                g.problems.append(problem or "")
+                continue
+            task_field = rec.get("task")
+            abbr = None
+            if isinstance(task_field, str) and task_field.strip():
+                if task_field in registry:
+                    abbr = registry.get(task_field).abbr
+                else:
+                    msg = f"{name}, record {index}: unknown task {task_field!r} in the 'task' field"
+                    g = group(match.task.abbr if match else None)
+                    g.records.append(Record(index, None, None, problem=msg))
+                    g.problems.append(msg)
+                    continue
+            elif match is not None:
+                abbr = match.task.abbr
+            g = group(abbr)
+            try:
+                s = Sample.from_record(rec)
+            except SampleError as e:
+                msg = str(CorpusFormatError(path, str(e), record=index))
+                g.records.append(Record(index, None, None, problem=msg))
+                g.problems.append(msg)
+                continue
+            modality: Modality | None
+            if s.modality is not None or hint is not None:
+                modality = s.effective_modality(hint)
+            else:  # templates repeat, so the text → modality inference is memoized per file
+                human = _question(s)
+                if human not in modality_memo:
+                    try:
+                        modality_memo[human] = s.effective_modality(None, registry.generic_prompts)
+                    except SampleError:
+                        modality_memo[human] = None
+                modality = modality_memo[human]
+            r = Record(index, s.reference, s.prediction, _question(s), modality)
+            if r.reference is None:
+                r.problem = f"{name}, record {index}: no reference (gpt) turn"
+            elif r.prediction is None:
+                r.problem = f"{name}, record {index}: no prediction (answer/result/prediction missing or null)"
+            elif not r.prediction.strip():
+                r.problem = f"{name}, record {index}: empty prediction"
+            g.records.append(r)
+    except CorpusFormatError as e:
+        g = group(match.task.abbr if match else None)
+        g.read_error = str(e)
+        g.problems.append(f"{e} (the rest of the file was not read)")
+    if not groups:
+        g = group(match.task.abbr if match else None)
+        g.problems.append(f"{name}: the file has no records")
+    if len(groups) > 1:
+        for abbr, g in groups.items():
+            g.name = f"{name}#{abbr}" if abbr else f"{name}#unknown"
+    for g in groups.values():
+        if g.task is None:
+            g.problems.insert(0, f"{name}: unknown task: the file name matches no task pattern in the registry "
+                                 "and the records have no 'task' field")
+    return list(groups.values())
