@@ -32,6 +32,7 @@ def task_to_dict(t: Task) -> dict[str, object]:
                      "aliases": {k: list(v) for k, v in s.aliases.items()},
                      "range": list(s.range) if s.range else None} for s in t.sources],
         "templates": list(t.templates),
+        "number_templates": list(t.number_templates),
     }
 
 
@@ -70,4 +71,8 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"  templates ({len(t.templates)}):")
     for i, tpl in enumerate(t.templates, 1):
         print(f"    {i:2}. {tpl}")
+    if t.number_templates:
+        print(f"  number templates ({len(t.number_templates)}):")
+        for i, tpl in enumerate(t.number_templates, 1):
+            print(f"    {i:2}. {tpl}")
     return 0

@@ -64,6 +64,7 @@ class Task:
     metrics: tuple[str, ...]
     sources: tuple[Source, ...]
     templates: tuple[str, ...] = ()
+    number_templates: tuple[str, ...] = ()  # for the task's numeric sources (AC: VocalSound age in years)
 
     @property
     def primary_metric(self) -> str:
@@ -101,7 +102,8 @@ def join_labels(labels: tuple[str, ...] | list[str]) -> str:
 
 
 class Registry:
-    def __init__(self, spec: dict[str, Any], templates: dict[str, list[str]], generic_prompts: list[str]):
+    def __init__(self, spec: dict[str, Any], templates: dict[str, list[str]], generic_prompts: list[str],
+                 number_templates: dict[str, list[str]] | None = None):
         self.version = spec.get("version", 1)
         self.metrics = {
             name: Metric(name, m["direction"], m.get("description", "")) for name, m in spec["metrics"].items()
@@ -114,7 +116,8 @@ class Registry:
         self.generic_prompts = tuple(generic_prompts)
         self.tasks: dict[str, Task] = {}
         for t in spec["tasks"]:
-            task = _build_task(t, tuple(templates.get(t["abbr"], ())), self.metrics)
+            task = _build_task(t, tuple(templates.get(t["abbr"], ())), self.metrics,
+                               tuple((number_templates or {}).get(t["abbr"], ())))
             if task.abbr in self.tasks:
                 raise RegistryError(f"task {task.abbr} is defined twice")
             self.tasks[task.abbr] = task
@@ -170,7 +173,8 @@ class Registry:
         return None
 
 
-def _build_task(t: dict[str, Any], templates: tuple[str, ...], metrics: dict[str, Metric]) -> Task:
+def _build_task(t: dict[str, Any], templates: tuple[str, ...], metrics: dict[str, Metric],
+                number_templates: tuple[str, ...] = ()) -> Task:
     abbr = t["abbr"]
     where = f"tasks.yaml: task {abbr}"
     if t["category"] not in CATEGORIES:
@@ -205,18 +209,27 @@ def _build_task(t: dict[str, Any], templates: tuple[str, ...], metrics: dict[str
     for tpl in templates:
         if LABELS_PLACEHOLDER in tpl and not any(s.labels for s in sources):
             raise RegistryError(f"templates/{abbr}.yaml: {{labels}} used but the task has no label set")
+    if number_templates and not any(s.answer_type == "number" for s in sources):
+        raise RegistryError(f"templates/{abbr}.yaml: number_templates given but the task has no numeric source")
+    for tpl in number_templates:
+        if LABELS_PLACEHOLDER in tpl:
+            raise RegistryError(f"templates/{abbr}.yaml: {{labels}} used in a number template")
     return Task(abbr=abbr, name=t["name"], category=t["category"], answer_type=t["answer_type"],
-                metrics=task_metrics, sources=tuple(sources), templates=templates)
+                metrics=task_metrics, sources=tuple(sources), templates=templates,
+                number_templates=number_templates)
 
 
 def _read_yaml(name: str) -> Any:
     return yaml.safe_load(resources.files("llaso.tasks").joinpath(name).read_text(encoding="utf-8"))
 
 
-def load_templates(directory: Path | None = None) -> tuple[dict[str, list[str]], list[str]]:
-    """Task templates (`templates/<ABBR>.yaml`) and the generic pure-audio prompts (`templates/generic.yaml`)."""
+def _scan_templates(
+    directory: Path | None = None,
+) -> tuple[dict[str, list[str]], dict[str, list[str]], list[str]]:
+    """Read `templates/`: per task its `templates` and `number_templates`, and the generic prompts."""
     root: Any = directory or resources.files("llaso.tasks").joinpath("templates")
     templates: dict[str, list[str]] = {}
+    number_templates: dict[str, list[str]] = {}
     generic: list[str] = []
     for entry in sorted(root.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".yaml"):
@@ -225,12 +238,27 @@ def load_templates(directory: Path | None = None) -> tuple[dict[str, list[str]],
         if entry.name == "generic.yaml":
             generic = [str(x) for x in data.get("pure_audio_prompts", [])]
         else:
-            templates[str(data.get("task", entry.name[:-5])).upper()] = [str(x) for x in data.get("templates", [])]
+            abbr = str(data.get("task", entry.name[:-5])).upper()
+            templates[abbr] = [str(x) for x in data.get("templates", [])]
+            if data.get("number_templates"):
+                number_templates[abbr] = [str(x) for x in data["number_templates"]]
+    return templates, number_templates, generic
+
+
+def load_templates(directory: Path | None = None) -> tuple[dict[str, list[str]], list[str]]:
+    """Task templates (`templates/<ABBR>.yaml`) and the generic pure-audio prompts (`templates/generic.yaml`).
+    Numeric-answer templates (the `number_templates` key) come from `load_number_templates`."""
+    templates, _, generic = _scan_templates(directory)
     return templates, generic
+
+
+def load_number_templates(directory: Path | None = None) -> dict[str, list[str]]:
+    """Per task, the templates of its numeric sources (`number_templates:` in `templates/<ABBR>.yaml`)."""
+    return _scan_templates(directory)[1]
 
 
 @functools.lru_cache(maxsize=1)
 def load_registry() -> Registry:
     """The registry shipped with the package (cached)."""
-    templates, generic = load_templates()
-    return Registry(_read_yaml("tasks.yaml"), templates, generic)
+    templates, number_templates, generic = _scan_templates()
+    return Registry(_read_yaml("tasks.yaml"), templates, generic, number_templates)
