@@ -78,8 +78,9 @@ def write_builtin_corpus(root: str | Path, *, per_source: int = 3, seed: int = 0
 
     def audio(name: str) -> str:
         rel = f"audio/{name}.wav"
-        if not (root / rel).exists():
-            sf.write(root / rel, _tone(rng, rng.uniform(1.0, 4.0)), SAMPLE_RATE, subtype="PCM_16")
+        if not (root / rel).exists():  # its own generator, so reusing files does not shift the others
+            own = random.Random(f"{seed}/{name}")
+            sf.write(root / rel, _tone(own, own.uniform(1.0, 4.0)), SAMPLE_RATE, subtype="PCM_16")
         return rel.replace("/", "\\")  # the release writes Windows separators; readers must cope
 
     for task in reg:
