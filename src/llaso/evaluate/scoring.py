@@ -234,7 +234,9 @@ def score_group(group: FileGroup, judge: dict[int, int | None] | None, options: 
             if len(scored_vals) < len(recs):
                 fs.problems.append(f"{group.name}: {len(recs) - len(scored_vals)} of {len(recs)} record(s) "
                                    "have no judge score")
-        if JUDGED not in m and all(x == JUDGED for x in metrics):
+        if all(x == JUDGED for x in metrics):
+            # always computed (cheap): the fallback without a judge, and what ratio-to-best compares when
+            # only some systems of a run have judge scores
             rs = reference_text.reference_scores(refs, preds)
             m.update(reference_f1=rs.token_f1 * len(refs) / fs.n, reference_rouge_l=rs.rouge_l * len(refs) / fs.n)
             fs.details["reference_based"] = reference_text.LABEL
