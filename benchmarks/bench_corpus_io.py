@@ -69,7 +69,7 @@ def child(step: str, path: str, workdir: str) -> None:
         from llaso.data.validate import validate_paths
 
         report = validate_paths([path], progress=False)
-        n = report.n_records
+        n = report.records
     else:
         raise SystemExit(f"unknown step {step}")
     secs = time.perf_counter() - t0
@@ -90,7 +90,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for n in args.sizes:
-            path = Path(tmp) / f"corpus_{n}.json"
+            path = Path(tmp) / f"asr_bench{n}_train.json"  # a name the registry maps to ASR
             t0 = time.perf_counter()
             generate(path, n)
             size_mb = path.stat().st_size / 2**20

@@ -134,7 +134,7 @@ class Sample:
     @classmethod
     def from_record(cls, rec: Mapping[str, Any]) -> Sample:
         # Written for speed as well as clarity: `llaso data merge/validate` call this once per record.
-        if not isinstance(rec, Mapping):
+        if type(rec) is not dict and not isinstance(rec, Mapping):  # the exact-type test is the fast path
             raise SampleError(f"a record must be a JSON object, got {type(rec).__name__}")
         keys: dict[str, str] = {}
         rest = dict(rec)
@@ -159,7 +159,7 @@ class Sample:
         if k is not None:
             keys["id"] = k
             sid = pop(k)
-            if not isinstance(sid, str | int) or isinstance(sid, bool):
+            if type(sid) is not str and type(sid) is not int:  # bool is not an id
                 raise SampleError(f"'{k}' must be a string or an integer, got {sid!r:.80}")
 
         meta = None
@@ -270,7 +270,7 @@ def _parse_conversations(raw: Any) -> list[Turn]:
         raise SampleError("'conversations' must be a non-empty list of turns")
     turns = []
     for i, t in enumerate(raw):
-        if not isinstance(t, Mapping):
+        if type(t) is not dict and not isinstance(t, Mapping):
             raise SampleError(f"conversations[{i}] must be an object with 'from' and 'value'")
         role, value = t.get("from"), t.get("value")
         if type(role) is not str:
