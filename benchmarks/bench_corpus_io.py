@@ -32,7 +32,7 @@ PROMPTS = [
 def generate(path: Path, n: int, seed: int = 0) -> None:
     """A JSON list shaped like the release: one big list, backslash paths, metadata, ~450 bytes per record."""
     rng = random.Random(seed)
-    words = "the of and to in is was he for it with as his on be at by had are but from or have an they".split()
+    words = ["the", "of", "and", "to", "in", "is", "was", "he", "for", "it", "with", "as", "his", "on", "be", "at", "by", "had", "are", "but", "from", "or", "have", "an", "they"]
     with open(path, "w", encoding="utf-8") as f:
         f.write("[\n")
         for i in range(n):

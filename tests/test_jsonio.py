@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,17 @@ def test_garbage_in_a_huge_record_is_bounded(tmp_path: Path, monkeypatch: pytest
     (tmp_path / "g.json").write_text('[{"a": "' + "y" * 5000 + "\n")
     with pytest.raises(CorpusFormatError, match="malformed JSON"):
         list(iter_records(tmp_path / "g.json"))
+
+
+def test_outputs_get_normal_permissions(tmp_path: Path) -> None:
+    """The temporary file is private; the renamed output must not stay 0600."""
+    from llaso.data.jsonio import write_json_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_records(tmp_path / "a.json", RECORDS[:1])
+        write_json_atomic(tmp_path / "b.json", {"x": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o644

@@ -56,9 +56,11 @@ def test_schema_errors_are_named(record: object, message: str) -> None:
 def test_problems() -> None:
     assert Sample.from_record(make_record()).problems() == []
     two = Sample.from_record(make_record(prompt="<audio> then <audio>", voice=["a.wav"]))
-    assert two.problems() == ["2 <audio> placeholder(s) but 1 voice path(s)"]
+    assert two.problems() == [("placeholder-mismatch", "2 <audio> placeholder(s) but 1 voice path(s)")]
     no_gpt = Sample.from_record({"voice": ["a"], "conversations": [{"from": "human", "value": "<audio>"}]})
-    assert "no assistant (gpt) turn" in no_gpt.problems()
+    assert [p.code for p in no_gpt.problems()] == ["no-gpt-turn"]
+    empty = Sample.from_record(make_record(voice=[" "]))
+    assert [p.code for p in empty.problems()] == ["empty-voice-path"]
 
 
 @pytest.mark.parametrize(

@@ -59,6 +59,16 @@ def _line_col(path: Path, char_offset: int) -> tuple[int, int]:
     return line, col
 
 
+def _make_temp(target: Path) -> tuple[int, str]:
+    """A temporary file beside `target`, with the permissions a plain `open(target, "w")` would give
+    (mkstemp makes it private, 0600, which the renamed output would keep)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.fchmod(fd, 0o666 & ~mask)
+    return fd, tmp
+
+
 def detect_format(path: str | os.PathLike[str]) -> Format:
     """'json' for a file whose first non-blank character is '[', else 'jsonl'."""
     with open(path, encoding="utf-8", errors="replace") as f:
@@ -213,7 +223,7 @@ class AtomicWriter:
 
     def __enter__(self) -> AtomicWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
+        fd, self._tmp = _make_temp(self.path)
         self._f = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
         if self.fmt == "json":
             self._f.write("[")
@@ -265,11 +275,27 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any, indent: int | None
     """Write one JSON document (a report, a config) atomically."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".partial", dir=p.parent)
+    fd, tmp = _make_temp(p)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(obj, f, ensure_ascii=False, indent=indent)
             f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
+    """Write a whole file (a PNG, an HTML report) atomically."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _make_temp(p)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)

@@ -163,7 +163,7 @@ def _records(files: list[Path], registry: Registry, opts: MergeOptions, report: 
                 sample = Sample.from_record(rec)
                 problems = sample.problems()
                 if problems:
-                    raise SampleError("; ".join(problems))
+                    raise SampleError("; ".join(p.message for p in problems))
                 if sample.task is not None and sample.task not in registry:
                     raise SampleError(f"unknown task {sample.task!r}")
             except SampleError as e:

@@ -14,9 +14,10 @@ reading and re-writing a file loses nothing.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 AUDIO_PLACEHOLDER = "<audio>"
 HUMAN_ROLES = ("human", "user")
@@ -28,6 +29,13 @@ ID_KEYS = ("id", "index")
 
 class SampleError(ValueError):
     """A record that does not follow the LLaSO schema."""
+
+
+class RecordProblem(NamedTuple):
+    """A problem of a readable record; `code` is one of `llaso data validate`'s problem codes."""
+
+    code: str
+    message: str
 
 
 class Modality(enum.StrEnum):
@@ -80,11 +88,14 @@ def infer_modality(human_text: str, generic_prompts: Iterable[str] = ()) -> Moda
     before, rest = before.strip(), after.replace(AUDIO_PLACEHOLDER, "").strip()
     if not before:
         return Modality.AUDIO_TEXT if rest else Modality.PURE_AUDIO
-    if not rest:
-        known = {_norm_prompt(p) for p in generic_prompts}
-        if _norm_prompt(before) in known:
-            return Modality.PURE_AUDIO
+    if not rest and _norm_prompt(before) in _known_prompts(tuple(generic_prompts)):
+        return Modality.PURE_AUDIO
     return Modality.TEXT_AUDIO
+
+
+@functools.lru_cache(maxsize=8)
+def _known_prompts(prompts: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(_norm_prompt(p) for p in prompts)
 
 
 def _norm_prompt(text: str) -> str:
@@ -249,19 +260,20 @@ class Sample:
             return hint
         return infer_modality(self.human_text, generic_prompts)
 
-    def problems(self) -> list[str]:
+    def problems(self) -> list[RecordProblem]:
         """Schema problems that do not stop the record from being read (see `llaso data validate`)."""
         out = []
         roles = {t.role for t in self.conversations}
         if roles.isdisjoint(HUMAN_ROLES):
-            out.append("no human turn")
+            out.append(RecordProblem("no-human-turn", "no human turn"))
         if roles.isdisjoint(ASSISTANT_ROLES):
-            out.append("no assistant (gpt) turn")
+            out.append(RecordProblem("no-gpt-turn", "no assistant (gpt) turn"))
         n = self.n_placeholders
         if n != len(self.voice):
-            out.append(f"{n} <audio> placeholder(s) but {len(self.voice)} voice path(s)")
+            out.append(RecordProblem("placeholder-mismatch",
+                                     f"{n} <audio> placeholder(s) but {len(self.voice)} voice path(s)"))
         if not all(v.strip() for v in self.voice):
-            out.append("empty voice path")
+            out.append(RecordProblem("empty-voice-path", "empty voice path"))
         return out
 
 

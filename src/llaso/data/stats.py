@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llaso.data.jsonio import CorpusFormatError, expand_inputs, iter_records, write_json_atomic
+from llaso.data.jsonio import (
+    CorpusFormatError,
+    expand_inputs,
+    iter_records,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from llaso.data.sample import Modality, Sample, SampleError
 
 DESCRIPTION = """\
@@ -249,7 +255,7 @@ _MODALITY_NAMES = {"text_audio": "text + audio", "audio_text": "audio + text", "
 def draw_donut(stats: CorpusStats, path: str | os.PathLike[str], *, title: str = "llaso corpus") -> Path:
     """A nested donut: modality configuration (inner), category within it (middle), task within both (outer,
     coloured per task, with a legend). Written atomically; returns the path."""
-    import tempfile
+    import io
 
     import matplotlib
 
@@ -326,15 +332,12 @@ def draw_donut(stats: CorpusStats, path: str | os.PathLike[str], *, title: str =
     if keys:
         ax.legend(handles=keys, loc="upper left", bbox_to_anchor=(-0.05, 1.02), frameon=False, fontsize=9,
                   title="inner: modality / middle: category", title_fontsize=9)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
-    os.close(fd)
+    buf = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
-        os.replace(tmp, out)
+        fig.savefig(buf, dpi=150, bbox_inches="tight", format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_bytes_atomic(out, buf.getvalue())
     return out
 
 

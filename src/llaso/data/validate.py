@@ -69,7 +69,6 @@ class Code(enum.StrEnum):
     NO_GPT_TURN = "no-gpt-turn"
     PLACEHOLDER_MISMATCH = "placeholder-mismatch"  # number of <audio> != number of voice paths
     EMPTY_VOICE_PATH = "empty-voice-path"
-    RECORD_PROBLEM = "record-problem"  # any other Sample.problems() entry
     UNKNOWN_TASK = "unknown-task"  # an explicit 'task' that is not in the registry
     UNDETERMINED_TASK = "undetermined-task"  # no 'task' field and the file name matches no task
     AMBIGUOUS_FILE = "ambiguous-file"  # the file name matches several tasks
@@ -93,7 +92,6 @@ SEVERITY: dict[Code, Severity] = {
     Code.NO_GPT_TURN: Severity.ERROR,
     Code.PLACEHOLDER_MISMATCH: Severity.ERROR,
     Code.EMPTY_VOICE_PATH: Severity.ERROR,
-    Code.RECORD_PROBLEM: Severity.ERROR,
     Code.UNKNOWN_TASK: Severity.ERROR,
     Code.UNDETERMINED_TASK: Severity.WARNING,
     Code.AMBIGUOUS_FILE: Severity.WARNING,
@@ -263,22 +261,6 @@ class ValidationReport:
 
 # ---- validation ----------------------------------------------------------------------------------------------
 
-_PROBLEM_CODES = (
-    ("no human turn", Code.NO_HUMAN_TURN),
-    ("no assistant", Code.NO_GPT_TURN),
-    ("placeholder", Code.PLACEHOLDER_MISMATCH),
-    ("empty voice path", Code.EMPTY_VOICE_PATH),
-)
-
-
-def _code_for(message: str) -> Code:
-    """The code of one `Sample.problems()` message."""
-    for needle, code in _PROBLEM_CODES:
-        if needle in message:
-            return code
-    return Code.RECORD_PROBLEM
-
-
 def _id_key(rec: dict[str, Any]) -> str | int | None:
     """The id of a raw record as `Sample` reads it. 7 and "7" are different ids: ASR files number their
     records with an integer `index` that must not clash with the string ids of other files."""
@@ -394,8 +376,8 @@ def _scan_file(path: Path, name: str, file_index: int, file_has_task: bool, file
             except SampleError as e:
                 add(name, index, Code.SCHEMA, str(e))
                 continue
-            for msg in s.problems():
-                add(name, index, _code_for(msg), msg)
+            for problem in s.problems():
+                add(name, index, Code(problem.code), problem.message)
             sid = s.id
             if sid is not None:
                 hashes.append(hash(sid))

@@ -8,14 +8,14 @@ dropped silently: a record that cannot be read, has no reference or no predictio
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llaso.data.jsonio import CorpusFormatError, detect_format, iter_records
+from llaso.data.jsonio import CorpusFormatError, iter_records
 from llaso.data.sample import Modality, Sample, SampleError
 from llaso.tasks.registry import Registry, RegistryError, Source, Task
 
@@ -54,27 +54,21 @@ class FileGroup:
         return counts.most_common(1)[0][0] if counts else None
 
 
-def _iter_lenient(path: Path) -> Any:
-    """(index, record dict or None, problem) for each record; JSONL goes on past a malformed line."""
-    if detect_format(path) == "jsonl":
-        with open(path, encoding="utf-8-sig") as f:
-            index = 0
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                    if not isinstance(rec, dict):
-                        raise ValueError(f"expected a JSON object, got {type(rec).__name__}")
-                    yield index, rec, None
-                except ValueError as e:
-                    msg = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
-                    yield index, None, str(CorpusFormatError(path, f"malformed record: {msg}", record=index,
-                                                             line=lineno))
-                index += 1
-        return
-    for index, rec in enumerate(iter_records(path)):  # a malformed list stops here; the caller records it
+def _iter_lenient(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """(index, record dict or None, problem) for each record; JSONL goes on past a malformed line.
+    A malformed JSON list stops with CorpusFormatError; the caller records it."""
+    bad: list[CorpusFormatError] = []
+    index = 0
+    for rec in iter_records(path, bad.append):
+        while bad and bad[0].record is not None and bad[0].record <= index:
+            err = bad.pop(0)
+            yield index, None, str(err)
+            index += 1
         yield index, rec, None
+        index += 1
+    for err in bad:  # malformed lines after the last good one
+        yield index, None, str(err)
+        index += 1
 
 
 def _question(sample: Sample) -> str:
@@ -94,7 +88,6 @@ def read_prediction_file(path: Path, registry: Registry, display: str | None = N
         log.warning("%s", e)
     hint = registry.modality_hint(path)
     groups: dict[str | None, FileGroup] = {}
-    modality_memo: dict[str, Modality | None] = {}
 
     def group(task_abbr: str | None) -> FileGroup:
         if task_abbr not in groups:
@@ -141,14 +134,11 @@ def read_prediction_file(path: Path, registry: Registry, display: str | None = N
             modality: Modality | None
             if s.modality is not None or hint is not None:
                 modality = s.effective_modality(hint)
-            else:  # templates repeat, so the text → modality inference is memoized per file
-                human = _question(s)
-                if human not in modality_memo:
-                    try:
-                        modality_memo[human] = s.effective_modality(None, registry.generic_prompts)
-                    except SampleError:
-                        modality_memo[human] = None
-                modality = modality_memo[human]
+            else:
+                try:
+                    modality = s.effective_modality(None, registry.generic_prompts)
+                except SampleError:
+                    modality = None
             r = Record(index, s.reference, s.prediction, _question(s), modality)
             if r.reference is None:
                 r.problem = f"{name}, record {index}: no reference (gpt) turn"

@@ -202,16 +202,15 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 def write_reports(out_dir: Path, systems: Sequence[SystemScore], registry: Registry, options: ScoreOptions,
                   normalization: str = "absolute") -> dict[str, Path]:
     """Write results.json, results.md, report.html and radar.png into `out_dir`."""
-    from llaso.data.jsonio import write_json_atomic
+    from llaso.data.jsonio import write_bytes_atomic, write_json_atomic
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "results.json", "markdown": out_dir / "results.md",
              "html": out_dir / "report.html", "radar": out_dir / "radar.png"}
     write_json_atomic(paths["json"], results_document(systems, options, normalization))
-    paths["json"].chmod(0o644)  # the atomic writer's temporary file is private (0600)
-    paths["markdown"].write_text(markdown_report(systems, registry, options), encoding="utf-8")
+    write_bytes_atomic(paths["markdown"], markdown_report(systems, registry, options))
     key = "ratio_to_best" if len(systems) > 1 else "normalized"  # the seed radar compares systems
     png = radar_png(systems, registry, key)
-    paths["radar"].write_bytes(png)
-    paths["html"].write_text(html_report(systems, registry, options, png), encoding="utf-8")
+    write_bytes_atomic(paths["radar"], png)
+    write_bytes_atomic(paths["html"], html_report(systems, registry, options, png))
     return paths
