@@ -273,19 +273,7 @@ def write_records(path: str | os.PathLike[str], records: Iterable[dict[str, Any]
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> None:
     """Write one JSON document (a report, a config) atomically."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _make_temp(p)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, ensure_ascii=False, indent=indent)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_bytes_atomic(path, json.dumps(obj, ensure_ascii=False, indent=indent) + "\n")
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
