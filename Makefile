@@ -36,6 +36,7 @@ apt:
 
 test: setup
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
@@ -52,6 +53,7 @@ demo: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_corpus_io.py
+	$(BIN)/python benchmarks/bench_eval.py ../shared/llaso-results/LLaSO-Base --repeat 3
 
 clean:
 	rm -rf $(VENV) demo-run .pytest_cache .mypy_cache .ruff_cache

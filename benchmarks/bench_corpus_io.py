@@ -32,14 +32,42 @@ PROMPTS = [
 def generate(path: Path, n: int, seed: int = 0) -> None:
     """A JSON list shaped like the release: one big list, backslash paths, metadata, ~450 bytes per record."""
     rng = random.Random(seed)
-    words = ["the", "of", "and", "to", "in", "is", "was", "he", "for", "it", "with", "as", "his", "on", "be", "at", "by", "had", "are", "but", "from", "or", "have", "an", "they"]
+    words = [
+        "the",
+        "of",
+        "and",
+        "to",
+        "in",
+        "is",
+        "was",
+        "he",
+        "for",
+        "it",
+        "with",
+        "as",
+        "his",
+        "on",
+        "be",
+        "at",
+        "by",
+        "had",
+        "are",
+        "but",
+        "from",
+        "or",
+        "have",
+        "an",
+        "they",
+    ]
     with open(path, "w", encoding="utf-8") as f:
         f.write("[\n")
         for i in range(n):
             rec = {
                 "index": i,
                 "speaker_id": str(rng.randrange(10_000)),
-                "voice": [f"mls_english_opus/train\\{rng.randrange(10**5)}_{rng.randrange(10**4)}_{i:06d}.wav"],
+                "voice": [
+                    f"mls_english_opus/train\\{rng.randrange(10**5)}_{rng.randrange(10**4)}_{i:06d}.wav"
+                ],
                 "conversations": [
                     {"from": "human", "value": rng.choice(PROMPTS)},
                     {"from": "gpt", "value": " ".join(rng.choices(words, k=rng.randrange(8, 40)))},
@@ -63,8 +91,9 @@ def child(step: str, path: str, workdir: str) -> None:
     elif step == "merge --shuffle":
         from llaso.data.merge import MergeOptions, merge
 
-        n = merge([path], os.path.join(workdir, "shuffled.json"),
-                  MergeOptions(progress=False, shuffle=True)).n_written
+        n = merge(
+            [path], os.path.join(workdir, "shuffled.json"), MergeOptions(progress=False, shuffle=True)
+        ).n_written
     elif step == "validate":
         from llaso.data.validate import validate_paths
 
@@ -80,7 +109,9 @@ def child(step: str, path: str, workdir: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    ap.add_argument("--steps", nargs="+", default=["json.load (baseline)", "merge", "merge --shuffle", "validate"])
+    ap.add_argument(
+        "--steps", nargs="+", default=["json.load (baseline)", "merge", "merge --shuffle", "validate"]
+    )
     ap.add_argument("--workdir", help="where to put the generated corpus (default: a temporary folder)")
     ap.add_argument("--child", nargs=3, metavar=("STEP", "PATH", "WORKDIR"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -94,15 +125,25 @@ def main() -> None:
             t0 = time.perf_counter()
             generate(path, n)
             size_mb = path.stat().st_size / 2**20
-            print(f"generated {n} records ({size_mb:.0f} MB) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+            print(
+                f"generated {n} records ({size_mb:.0f} MB) in {time.perf_counter() - t0:.1f} s",
+                file=sys.stderr,
+            )
             for step in args.steps:
-                out = subprocess.run([sys.executable, __file__, "--child", step, str(path), tmp],
-                                     check=True, capture_output=True, text=True)
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child", step, str(path), tmp],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 assert r["records"] == n, (step, r)
                 rows.append((n, size_mb, step, r["records"] / r["seconds"], r["peak_rss_mb"], r["seconds"]))
-                print(f"{n:>9} {step:22} {rows[-1][3]:>10.0f} rec/s {r['peak_rss_mb']:>7.0f} MB "
-                      f"{r['seconds']:.1f} s", file=sys.stderr)
+                print(
+                    f"{n:>9} {step:22} {rows[-1][3]:>10.0f} rec/s {r['peak_rss_mb']:>7.0f} MB "
+                    f"{r['seconds']:.1f} s",
+                    file=sys.stderr,
+                )
                 for f in Path(tmp).glob("merged.json") or ():
                     f.unlink()
             path.unlink()

@@ -37,12 +37,19 @@ def main() -> None:
     for _ in range(args.repeat):
         text_metrics._MEMO.clear()
         t = time.perf_counter()
-        s = score_system([args.system], registry, use_published=False,
-                         options=ScoreOptions(progress=False, workers=args.workers))
+        s = score_system(
+            [args.system],
+            registry,
+            use_published=False,
+            options=ScoreOptions(progress=False, workers=args.workers),
+        )
         times.append(time.perf_counter() - t)
     n = sum(f.n for f in s.files)
-    print(f"{s.name}: {len(s.files)} files, {n} records; wall time per run: "
-          + ", ".join(f"{x:.2f}" for x in times) + f" s (best {min(times):.2f} s)")
+    print(
+        f"{s.name}: {len(s.files)} files, {n} records; wall time per run: "
+        + ", ".join(f"{x:.2f}" for x in times)
+        + f" s (best {min(times):.2f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,12 @@ def results_dir() -> Path:
     return RESULTS
 
 
-def make_record(prompt: str = "Is the speaker male or female?<audio>", answer: str = "Male.",
-                voice: list[str] | str | None = None, **extra: object) -> dict[str, object]:
+def make_record(
+    prompt: str = "Is the speaker male or female?<audio>",
+    answer: str = "Male.",
+    voice: list[str] | str | None = None,
+    **extra: object,
+) -> dict[str, object]:
     rec: dict[str, object] = {
         "voice": ["a/b.wav"] if voice is None else voice,
         "conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": answer}],

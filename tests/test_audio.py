@@ -62,11 +62,14 @@ def test_probe_rate_and_channels(audio_dir: Path) -> None:
     assert st.channels == 2 and st.frames == 16000
 
 
-@pytest.mark.parametrize(("name", "kind"), [
-    ("missing.wav", AudioErrorKind.MISSING),
-    ("truncated.wav", AudioErrorKind.TRUNCATED),
-    ("text.wav", AudioErrorKind.UNREADABLE),
-])
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("missing.wav", AudioErrorKind.MISSING),
+        ("truncated.wav", AudioErrorKind.TRUNCATED),
+        ("text.wav", AudioErrorKind.UNREADABLE),
+    ],
+)
 def test_probe_errors_name_the_file(audio_dir: Path, name: str, kind: AudioErrorKind) -> None:
     with pytest.raises(AudioError) as ei:
         probe_audio(audio_dir / name)

@@ -84,15 +84,18 @@ def test_per_is_phone_level_and_counts_non_ascii_symbols():
 GENDER = closed.LabelSet.build(["Male", "Female"])
 
 
-@pytest.mark.parametrize(("answer", "ref", "correct", "abstained"), [
-    ("Female", "Female.", True, False),
-    ("The speaker is female.", "Female.", True, False),  # the original rejects this (male ⊂ female)
-    ("Male.", "Female.", False, False),
-    ("male or female", "Male.", False, True),
-    ("I cannot tell.", "Male.", False, True),
-    ("", "Male.", False, True),
-    (None, "Male.", False, True),
-])
+@pytest.mark.parametrize(
+    ("answer", "ref", "correct", "abstained"),
+    [
+        ("Female", "Female.", True, False),
+        ("The speaker is female.", "Female.", True, False),  # the original rejects this (male ⊂ female)
+        ("Male.", "Female.", False, False),
+        ("male or female", "Male.", False, True),
+        ("I cannot tell.", "Male.", False, True),
+        ("", "Male.", False, True),
+        (None, "Male.", False, True),
+    ],
+)
 def test_match_label_word_boundaries(answer, ref, correct, abstained):
     d = closed.match_label(answer, ref, GENDER)
     assert (d.correct, d.abstained) == (correct, abstained)
@@ -113,8 +116,9 @@ def test_aliases_and_nested_labels():
 
 
 def test_closed_scores_keep_every_item_in_the_denominator():
-    res = closed.closed_scores(["Male.", "Female.", "Male.", "Female."],
-                               ["male", "The speaker is female", None, "no idea"], GENDER)
+    res = closed.closed_scores(
+        ["Male.", "Female.", "Male.", "Female."], ["male", "The speaker is female", None, "no idea"], GENDER
+    )
     assert (res.n, res.correct, res.abstained, res.missing) == (4, 2, 2, 1)
     assert res.accuracy == 0.5 and res.abstention_rate == 0.5
     assert res.confusion["Male"] == {"Male": 1, closed.ABSTAIN: 1}
@@ -126,10 +130,19 @@ def test_compat_abstention_uses_the_file_labels():
 
 
 # ---- numbers -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("text", "value"), [
-    ("63", 63.0), ("63.5", 63.5), ("The pitch is 60.", 60.0), ("20-30", 25.0), ("about 20 - 24 years", 22.0),
-    ("teens", None), ("", None), (None, None),
-])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("63", 63.0),
+        ("63.5", 63.5),
+        ("The pitch is 60.", 60.0),
+        ("20-30", 25.0),
+        ("about 20 - 24 years", 22.0),
+        ("teens", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_parse_number(text, value):
     assert numeric.parse_number(text) == value
 
@@ -157,13 +170,17 @@ PSWL_REF = 'Mark is. For "mark", accuracy is 10, stress is 10, and total score i
 
 def test_parse_sentence_fields():
     assert pronunciation.parse_fields(PSSL_REF) == {"accuracy": 9, "prosodic": 8, "fluency": 9, "total": 9}
-    assert pronunciation.parse_fields("I'd give 7 for accuracy. 6 for fluency") == {"accuracy": 7, "fluency": 6}
+    assert pronunciation.parse_fields("I'd give 7 for accuracy. 6 for fluency") == {
+        "accuracy": 7,
+        "fluency": 6,
+    }
     assert pronunciation.parse_fields(None) == {}
 
 
 def test_sentence_scores():
-    res = pronunciation.sentence_scores([PSSL_REF, PSSL_REF], [PSSL_REF.replace("prosodic is 8", "prosodic is 6"),
-                                                               "no scores here"])
+    res = pronunciation.sentence_scores(
+        [PSSL_REF, PSSL_REF], [PSSL_REF.replace("prosodic is 8", "prosodic is 6"), "no scores here"]
+    )
     assert res.fields["accuracy"].exact == 0.5 and res.fields["accuracy"].unparsed == 1
     assert res.fields["prosodic"].mae == 2.0
     assert res.compat_matched == 1 and res.compat_exact == {"accuracy": 1.0, "prosodic": 0.0, "fluency": 1.0}
@@ -178,8 +195,10 @@ def test_word_scores():
 
 # ---- slots, reference-based --------------------------------------------------------------------------
 def test_slots():
-    assert slots.parse_slots("remind me [event_name : Mona] [date :tuesday]") == [("event_name", "mona"),
-                                                                                  ("date", "tuesday")]
+    assert slots.parse_slots("remind me [event_name : Mona] [date :tuesday]") == [
+        ("event_name", "mona"),
+        ("date", "tuesday"),
+    ]
     r = slots.slot_f1(["x [date : monday] [time : 3 pm]", "y"], ["x [date : monday] [time : 4 pm]", None])
     assert (r.true_positives, r.predicted, r.gold) == (1, 2, 2) and r.f1 == pytest.approx(0.5)
     assert slots.slot_f1(["no slots"], ["none"]).f1 == 1.0  # nothing to find, nothing invented

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.skipif(not RESULTS.is_dir(), reason="../shared/llaso-re
 @pytest.fixture(scope="module")
 def scored() -> dict[str, SystemScore]:
     reg = load_registry()
-    systems = {name: score_system([RESULTS / name], reg, options=ScoreOptions(progress=False)) for name in SYSTEMS}
+    systems = {
+        name: score_system([RESULTS / name], reg, options=ScoreOptions(progress=False)) for name in SYSTEMS
+    }
     apply_ratio_to_best(list(systems.values()), reg)
     return systems
 
@@ -42,7 +44,9 @@ def test_all_five_systems_score_without_errors(scored):
         assert s.normalized_score is not None and s.ratio_to_best_score is not None
 
 
-@pytest.mark.parametrize(("name", "wer", "compat"), [("LLaSO-Base", 0.0731, 0.0847), ("Qwen2-Audio", 0.1368, 0.2197)])
+@pytest.mark.parametrize(
+    ("name", "wer", "compat"), [("LLaSO-Base", 0.0731, 0.0847), ("Qwen2-Audio", 0.1368, 0.2197)]
+)
 def test_asr_wer_normalized_and_compat(scored, name, wer, compat):
     asr = tasks(scored, name)["ASR"]
     assert asr["wer"] == pytest.approx(wer, abs=5e-5)
@@ -55,15 +59,22 @@ def test_pooled_abstention(scored):
     assert base["files"] == qwen["files"] == 19 and base["n"] == 2100
     # the original rule (labels from the file's references): 0.00 % and 17.90 % (376 of 2100)
     assert base["abstention_rate_compat"] == 0.0
-    assert qwen["abstained_compat"] == 376 and qwen["abstention_rate_compat"] == pytest.approx(0.1790, abs=5e-5)
+    assert qwen["abstained_compat"] == 376 and qwen["abstention_rate_compat"] == pytest.approx(
+        0.1790, abs=5e-5
+    )
     # registry labels with aliases: "in his forties" names the label "Fourties", so one answer fewer abstains
     assert base["abstention_rate"] == 0.0 and qwen["abstained"] == 375
 
 
 def test_abstention_matches_the_original_statistics_per_file(scored):
     for name in ("LLaSO-Base", "Qwen2-Audio"):
-        stats = [json.loads(line) for line in (RESULTS / name / "abstention" / "instruction_follow_stats.jsonl")
-                 .read_text().splitlines() if line.strip()]
+        stats = [
+            json.loads(line)
+            for line in (RESULTS / name / "abstention" / "instruction_follow_stats.jsonl")
+            .read_text()
+            .splitlines()
+            if line.strip()
+        ]
         files = {f.file: f for f in scored[name].files}
         for rec in stats:
             f = files[rec["file"]]
@@ -73,10 +84,36 @@ def test_abstention_matches_the_original_statistics_per_file(scored):
 
 # REFERENCE §10, original accuracy.py rule, task = unweighted mean of its files
 ACCURACY = {
-    "LLaSO-Base": {"SGC": 0.904, "AC": 0.600, "AR": 0.693, "SSD": 0.990, "ER": 0.215, "EIE": 0.480, "SV": 0.320,
-                   "VSC": 0.780, "IC": 0.500, "ISC": 0.600, "VC": 0.180, "SCR": 0.960, "IP": 0.667},
-    "Qwen2-Audio": {"SGC": 0.902, "AC": 0.375, "AR": 0.110, "SSD": 0.430, "ER": 0.270, "EIE": 0.425, "SV": 0.250,
-                    "VSC": 0.850, "IC": 0.600, "ISC": 0.360, "VC": 0.020, "SCR": 0.560, "IP": 0.007},
+    "LLaSO-Base": {
+        "SGC": 0.904,
+        "AC": 0.600,
+        "AR": 0.693,
+        "SSD": 0.990,
+        "ER": 0.215,
+        "EIE": 0.480,
+        "SV": 0.320,
+        "VSC": 0.780,
+        "IC": 0.500,
+        "ISC": 0.600,
+        "VC": 0.180,
+        "SCR": 0.960,
+        "IP": 0.667,
+    },
+    "Qwen2-Audio": {
+        "SGC": 0.902,
+        "AC": 0.375,
+        "AR": 0.110,
+        "SSD": 0.430,
+        "ER": 0.270,
+        "EIE": 0.425,
+        "SV": 0.250,
+        "VSC": 0.850,
+        "IC": 0.600,
+        "ISC": 0.360,
+        "VC": 0.020,
+        "SCR": 0.560,
+        "IP": 0.007,
+    },
 }
 
 
@@ -128,9 +165,13 @@ def test_numeric_mae_and_unparsable(scored):
     base, qwen = scored["LLaSO-Base"], scored["Qwen2-Audio"]
     assert base.tasks["PP"]["mae"] == pytest.approx(8.0, abs=0.05) and base.tasks["PP"]["unparsable"] == 0
     assert qwen.tasks["PP"]["mae"] == pytest.approx(19.0, abs=0.05) and qwen.tasks["PP"]["unparsable"] == 71
-    age = {s.name: next(f for f in s.files if f.file.startswith("vocalsound_age")).metrics for s in (base, qwen)}
+    age = {
+        s.name: next(f for f in s.files if f.file.startswith("vocalsound_age")).metrics for s in (base, qwen)
+    }
     assert age["LLaSO-Base"]["mae"] == pytest.approx(10.3, abs=0.05) and age["LLaSO-Base"]["unparsable"] == 0
-    assert age["Qwen2-Audio"]["mae"] == pytest.approx(18.7, abs=0.05) and age["Qwen2-Audio"]["unparsable"] == 27
+    assert (
+        age["Qwen2-Audio"]["mae"] == pytest.approx(18.7, abs=0.05) and age["Qwen2-Audio"]["unparsable"] == 27
+    )
 
 
 def test_phoneme_error_rates(scored):
@@ -145,7 +186,11 @@ def test_pssl_exact_match_compat(scored):
     f = next(x for x in scored["LLaSO-Base"].files if x.task == "PSSL")
     pr = f.details["pronunciation"]
     assert pr["compat_matched"] == 172
-    assert [round(pr["compat_exact"][k], 3) for k in ("accuracy", "prosodic", "fluency")] == [0.378, 0.372, 0.419]
+    assert [round(pr["compat_exact"][k], 3) for k in ("accuracy", "prosodic", "fluency")] == [
+        0.378,
+        0.372,
+        0.419,
+    ]
 
 
 def test_ratio_to_best_matches_the_radar_where_the_reference_checks_it(scored):

@@ -19,11 +19,15 @@ from llaso.tasks.registry import load_registry
 OPTS = ScoreOptions(progress=False)
 
 
-def make_record(prompt: str = "Is the speaker male or female?<audio>", ref: str = "Male.",
-                **extra: Any) -> dict[str, Any]:
+def make_record(
+    prompt: str = "Is the speaker male or female?<audio>", ref: str = "Male.", **extra: Any
+) -> dict[str, Any]:
     """An eval record with reference `ref`; predictions and other fields go in `extra`."""
-    return {"voice": ["a/b.wav"], "conversations": [{"from": "human", "value": prompt},
-                                                    {"from": "gpt", "value": ref}], **extra}
+    return {
+        "voice": ["a/b.wav"],
+        "conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": ref}],
+        **extra,
+    }
 
 
 def write_json(path: Path, records: list[dict[str, Any]]) -> Path:
@@ -46,14 +50,28 @@ def gender(answer: str | None, ref: str = "Male.") -> dict[str, Any]:
 @pytest.fixture
 def system(tmp_path: Path) -> Path:
     d = tmp_path / "sys"
-    write_json(d / "vctk_gender_classification_test.json",
-               [gender("Male"), gender("The speaker is female.", "Female."), gender(None), gender("", "Female.")])
-    write_json(d / "ASR_test.json", [make_record("Transcribe.<audio>", "Hello, world.", answer="hello world"),
-                                     make_record("Transcribe.<audio>", "Good morning", result="good morning")])
-    write_json(d / "NSynth_pitch_recognition_test.json",
-               [make_record("Pitch?<audio>", "60", prediction="62"), make_record("Pitch?<audio>", "70", answer="?")])
-    write_json(d / "dolly_input_1_test.json", [make_record("What is 2+2?<audio>", "Four.", answer="4"),
-                                               make_record("Name a color.<audio>", "Blue.", answer="Red")])
+    write_json(
+        d / "vctk_gender_classification_test.json",
+        [gender("Male"), gender("The speaker is female.", "Female."), gender(None), gender("", "Female.")],
+    )
+    write_json(
+        d / "ASR_test.json",
+        [
+            make_record("Transcribe.<audio>", "Hello, world.", answer="hello world"),
+            make_record("Transcribe.<audio>", "Good morning", result="good morning"),
+        ],
+    )
+    write_json(
+        d / "NSynth_pitch_recognition_test.json",
+        [make_record("Pitch?<audio>", "60", prediction="62"), make_record("Pitch?<audio>", "70", answer="?")],
+    )
+    write_json(
+        d / "dolly_input_1_test.json",
+        [
+            make_record("What is 2+2?<audio>", "Four.", answer="4"),
+            make_record("Name a color.<audio>", "Blue.", answer="Red"),
+        ],
+    )
     return d
 
 
@@ -65,11 +83,19 @@ class FakeJudge:
 
     def score(self, items, progress=True):
         self.seen.extend(items)
-        return [JudgeResult(i.item_key, 5 if any(c.isdigit() for c in i.prediction) else 2, "", "", False)
-                for i in items]
+        return [
+            JudgeResult(i.item_key, 5 if any(c.isdigit() for c in i.prediction) else 2, "", "", False)
+            for i in items
+        ]
 
     def metadata(self):
-        return {"model": "fake", "temperature": 0.0, "prompt_hash": "x", "prompt_version": "v", "base_url": "-"}
+        return {
+            "model": "fake",
+            "temperature": 0.0,
+            "prompt_hash": "x",
+            "prompt_version": "v",
+            "base_url": "-",
+        }
 
 
 def test_scores_a_small_system(system: Path):
@@ -105,9 +131,17 @@ def test_fake_llm_judge_scores_open_tasks(system: Path):
 
 
 def test_published_records_are_reused(system: Path):
-    write_jsonl(system / "gpt_result" / "dolly_input_1_test.jsonl", [
-        json.dumps({"file": "dolly_input_1_test.json", "index": 0, "evaluation": "Score: 4\nExplanation: ok"}),
-        json.dumps({"file": "dolly_input_1_test.json", "index": 1, "evaluation": "Score: 1\nExplanation: no"})])
+    write_jsonl(
+        system / "gpt_result" / "dolly_input_1_test.jsonl",
+        [
+            json.dumps(
+                {"file": "dolly_input_1_test.json", "index": 0, "evaluation": "Score: 4\nExplanation: ok"}
+            ),
+            json.dumps(
+                {"file": "dolly_input_1_test.json", "index": 1, "evaluation": "Score: 1\nExplanation: no"}
+            ),
+        ],
+    )
     s = score_system([system], load_registry(), options=OPTS)
     assert s.judge == "published records" and s.tasks["AQA"]["judge_score"] == 2.5
     assert all("gpt_result" not in f.file for f in s.files)  # judge records are not prediction files
@@ -116,8 +150,10 @@ def test_published_records_are_reused(system: Path):
 
 
 def test_task_field_wins_and_unknown_tasks_are_reported(tmp_path: Path):
-    p = write_json(tmp_path / "my_preds.json", [make_record(task="SGC", prediction="male"),
-                                                make_record(task="NOPE", prediction="male")])
+    p = write_json(
+        tmp_path / "my_preds.json",
+        [make_record(task="SGC", prediction="male"), make_record(task="NOPE", prediction="male")],
+    )
     unknown = write_json(tmp_path / "mystery.json", [make_record(prediction="x")])
     s = score_system([p, unknown], load_registry(), name="x", options=OPTS)
     files = {f.file: f for f in s.files}
@@ -144,8 +180,11 @@ def test_malformed_line_and_empty_file(tmp_path: Path):
 
 def test_truncated_json_list_names_the_file(tmp_path: Path):
     p = tmp_path / "vctk_gender_classification_test.json"
-    p.write_text('[\n{"conversations": [{"from": "human", "value": "<audio>"}, {"from": "gpt", "value": "Male."}],'
-                 ' "answer": "Male"},\n{"conv', encoding="utf-8")
+    p.write_text(
+        '[\n{"conversations": [{"from": "human", "value": "<audio>"}, {"from": "gpt", "value": "Male."}],'
+        ' "answer": "Male"},\n{"conv',
+        encoding="utf-8",
+    )
     s = score_system([p], load_registry(), options=OPTS)
     f = s.files[0]
     assert f.n == 1 and f.metrics["accuracy"] == 1.0
@@ -157,7 +196,10 @@ def test_normalizers():
     assert absolute_value("wer", 1.4) == 0.0 and absolute_value("wer", 0.1) == pytest.approx(0.9)
     assert absolute_value("judge_score", 5) == 1.0 and absolute_value("judge_score", 1) == 0.0
     assert absolute_value("mae", 6.2, (18, 80)) == pytest.approx(0.9)
-    assert ratio_value("mae", 19.0, 8.0) == pytest.approx(8 / 19) and ratio_value("accuracy", 0.25, 0.32) == 0.78125
+    assert (
+        ratio_value("mae", 19.0, 8.0) == pytest.approx(8 / 19)
+        and ratio_value("accuracy", 0.25, 0.32) == 0.78125
+    )
     assert ratio_value("wer", 0.0, 0.0) == 1.0
 
 
@@ -177,7 +219,19 @@ def test_ratio_to_best_uses_a_metric_every_system_has(system: Path, tmp_path: Pa
 
 def test_cli_writes_reports(system: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     out = tmp_path / "out"
-    rc = main(["eval", str(system), "--out", str(out), "--name", "tiny", "--no-progress", "--numeric-policy", "worst"])
+    rc = main(
+        [
+            "eval",
+            str(system),
+            "--out",
+            str(out),
+            "--name",
+            "tiny",
+            "--no-progress",
+            "--numeric-policy",
+            "worst",
+        ]
+    )
     assert rc == 0
     doc = json.loads((out / "results.json").read_text())
     t = doc["systems"]["tiny"]
@@ -200,12 +254,26 @@ def test_cli_compare_and_unscored_exit_code(system: Path, tmp_path: Path):
     write_json(other / "vctk_gender_classification_test.json", [gender("Male")])
     write_json(other / "unknown_thing.json", [make_record(prediction="x")])
     out = tmp_path / "cmp"
-    rc = main(["eval", "--compare", str(system), str(other), "--out", str(out), "--no-progress",
-               "--normalization", "ratio_to_best"])
+    rc = main(
+        [
+            "eval",
+            "--compare",
+            str(system),
+            str(other),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--normalization",
+            "ratio_to_best",
+        ]
+    )
     assert rc == 1  # unknown_thing.json could not be scored
     doc = json.loads((out / "results.json").read_text())
     assert set(doc["systems"]) == {"sys", "other"}
-    assert doc["systems"]["other"]["normalized_score"] == doc["systems"]["other"]["normalized_scores"]["ratio_to_best"]
+    assert (
+        doc["systems"]["other"]["normalized_score"]
+        == doc["systems"]["other"]["normalized_scores"]["ratio_to_best"]
+    )
     assert any("unknown task" in p for p in doc["systems"]["other"]["problems"])
 
 
@@ -224,10 +292,22 @@ class _ChatHandler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b'{"error": {"message": "busy"}}')
             return
-        body = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
-                           "choices": [{"index": 0, "finish_reason": "stop",
-                                        "message": {"role": "assistant", "content": "Score: 4\nExplanation: ok"}}],
-                           "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
+        body = json.dumps(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "fake",
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": "Score: 4\nExplanation: ok"},
+                    }
+                ],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            }
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -238,8 +318,9 @@ class _ChatHandler(BaseHTTPRequestHandler):
         pass
 
 
-def test_cli_with_a_loopback_judge_that_fails_and_recovers(system: Path, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch):
+def test_cli_with_a_loopback_judge_that_fails_and_recovers(
+    system: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     from llaso.evaluate.judge import LlmJudge
 
     monkeypatch.setattr(LlmJudge, "backoff_base", 0.01)
@@ -247,9 +328,23 @@ def test_cli_with_a_loopback_judge_that_fails_and_recovers(system: Path, tmp_pat
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         out = tmp_path / "judged"
-        rc = main(["eval", str(system), "--out", str(out), "--no-progress", "--judge-url",
-                   f"http://127.0.0.1:{server.server_port}/v1", "--judge-model", "fake-judge",
-                   "--judge-concurrency", "1", "--judge-cache", str(tmp_path / "cache")])
+        rc = main(
+            [
+                "eval",
+                str(system),
+                "--out",
+                str(out),
+                "--no-progress",
+                "--judge-url",
+                f"http://127.0.0.1:{server.server_port}/v1",
+                "--judge-model",
+                "fake-judge",
+                "--judge-concurrency",
+                "1",
+                "--judge-cache",
+                str(tmp_path / "cache"),
+            ]
+        )
     finally:
         server.shutdown()
     assert rc == 0

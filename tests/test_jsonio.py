@@ -22,7 +22,9 @@ def small_chunks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.mark.parametrize("indent", [None, 2])
-def test_json_list_streams_across_chunk_boundaries(tmp_path: Path, small_chunks: int, indent: int | None) -> None:
+def test_json_list_streams_across_chunk_boundaries(
+    tmp_path: Path, small_chunks: int, indent: int | None
+) -> None:
     p = tmp_path / "c.json"
     p.write_text(json.dumps(RECORDS, indent=indent, ensure_ascii=False), encoding="utf-8")
     assert list(iter_records(p)) == RECORDS
@@ -59,8 +61,9 @@ def test_bom_is_accepted(tmp_path: Path) -> None:
         ('[{"a": 1}]\n{"b": 2}', 2, None, "unexpected data after"),
     ],
 )
-def test_malformed_json_names_file_line_and_record(tmp_path: Path, small_chunks: int, text: str, line: int,
-                                                    record: int | None, message: str) -> None:
+def test_malformed_json_names_file_line_and_record(
+    tmp_path: Path, small_chunks: int, text: str, line: int, record: int | None, message: str
+) -> None:
     p = tmp_path / "bad.json"
     p.write_text(text)
     with pytest.raises(CorpusFormatError, match=message) as err:

@@ -21,14 +21,22 @@ from conftest import make_record
 def _corpus(root: Path) -> dict[str, list[dict[str, object]]]:
     """A miniature release: modality folders with task files named as in LLaSO."""
     files = {
-        "text_audio/vctk_gender_classification_train.json":
-            [make_record(answer=g, id=f"g{i}", voice=[f"v/{i}.wav"]) for i, g in enumerate(["Male."] * 30 + ["Female."] * 30)],
-        "text_audio/ASR_train.jsonl":
-            [make_record(prompt="Transcribe.<audio>", answer=f"words {i}", index=i, voice=[f"asr/{i}.wav"]) for i in range(100)],
-        "audio_text/dolly_instruction_0_train.json":
-            [make_record(prompt="<audio>Some passage", answer=f"a{i}", id=str(i), voice=[f"d/{i}.wav"]) for i in range(20)],
-        "pure_audio/alpaca_gpt4_end_train.json":
-            [make_record(prompt="Listen and respond.<audio>", answer=f"b{i}", id=str(i), voice=[f"p/{i}.wav"]) for i in range(10)],
+        "text_audio/vctk_gender_classification_train.json": [
+            make_record(answer=g, id=f"g{i}", voice=[f"v/{i}.wav"])
+            for i, g in enumerate(["Male."] * 30 + ["Female."] * 30)
+        ],
+        "text_audio/ASR_train.jsonl": [
+            make_record(prompt="Transcribe.<audio>", answer=f"words {i}", index=i, voice=[f"asr/{i}.wav"])
+            for i in range(100)
+        ],
+        "audio_text/dolly_instruction_0_train.json": [
+            make_record(prompt="<audio>Some passage", answer=f"a{i}", id=str(i), voice=[f"d/{i}.wav"])
+            for i in range(20)
+        ],
+        "pure_audio/alpaca_gpt4_end_train.json": [
+            make_record(prompt="Listen and respond.<audio>", answer=f"b{i}", id=str(i), voice=[f"p/{i}.wav"])
+            for i in range(10)
+        ],
     }
     for name, recs in files.items():
         write_records(root / name, recs)
@@ -45,8 +53,12 @@ def test_plain_merge_annotates_task_and_modality(tmp_path: Path) -> None:
     out = list(iter_records(tmp_path / "out.json"))
     assert rep.n_written == len(out) == 190
     kinds = Counter((r["task"], r["modality"]) for r in out)
-    assert kinds == {("SGC", "text_audio"): 60, ("ASR", "text_audio"): 100, ("AQA", "audio_text"): 20,
-                     ("AQA", "pure_audio"): 10}
+    assert kinds == {
+        ("SGC", "text_audio"): 60,
+        ("ASR", "text_audio"): 100,
+        ("AQA", "audio_text"): 20,
+        ("AQA", "pure_audio"): 10,
+    }
     # every original field survives, in order, before the two added ones
     first = next(r for r in out if r.get("index") == 0)
     assert list(first) == ["voice", "conversations", "index", "task", "modality"]
@@ -55,9 +67,13 @@ def test_plain_merge_annotates_task_and_modality(tmp_path: Path) -> None:
 
 def test_no_annotate_keeps_records_byte_identical(tmp_path: Path) -> None:
     files = _corpus(tmp_path / "rel")
-    merge([tmp_path / "rel" / "text_audio"], tmp_path / "o.jsonl", MergeOptions(progress=False, annotate=False))
+    merge(
+        [tmp_path / "rel" / "text_audio"], tmp_path / "o.jsonl", MergeOptions(progress=False, annotate=False)
+    )
     out = list(iter_records(tmp_path / "o.jsonl"))
-    assert out == files["text_audio/ASR_train.jsonl"] + files["text_audio/vctk_gender_classification_train.json"]
+    assert (
+        out == files["text_audio/ASR_train.jsonl"] + files["text_audio/vctk_gender_classification_train.json"]
+    )
 
 
 @pytest.mark.parametrize("buffer_mb", [64.0, 0.001])  # 0.001 MB forces dozens of on-disk buckets
@@ -65,8 +81,11 @@ def test_shuffle_is_a_seeded_permutation(tmp_path: Path, buffer_mb: float) -> No
     _corpus(tmp_path / "rel")
 
     def run(seed: int, name: str) -> list[dict[str, object]]:
-        merge([tmp_path / "rel"], tmp_path / name,
-              MergeOptions(shuffle=True, seed=seed, shuffle_buffer_mb=buffer_mb, progress=False))
+        merge(
+            [tmp_path / "rel"],
+            tmp_path / name,
+            MergeOptions(shuffle=True, seed=seed, shuffle_buffer_mb=buffer_mb, progress=False),
+        )
         return list(iter_records(tmp_path / name))
 
     plain = merge([tmp_path / "rel"], tmp_path / "p.json", MergeOptions(progress=False))
@@ -92,12 +111,18 @@ def test_ratios_caps_and_repeats(tmp_path: Path) -> None:
 
 
 def test_dedup_by_id_and_content(tmp_path: Path) -> None:
-    recs = [make_record(id="1"), make_record(id="1", answer="other"), make_record(id="2"),
-            make_record(id="3", voice=["a\\b.wav"])]  # same content as id 1 once slashes are normalized
+    recs = [
+        make_record(id="1"),
+        make_record(id="1", answer="other"),
+        make_record(id="2"),
+        make_record(id="3", voice=["a\\b.wav"]),
+    ]  # same content as id 1 once slashes are normalized
     write_records(tmp_path / "in.json", recs)
     by_id = merge([tmp_path / "in.json"], tmp_path / "i.json", MergeOptions(dedup="id", progress=False))
     assert [r["id"] for r in iter_records(tmp_path / "i.json")] == ["1", "2", "3"] and by_id.n_duplicates == 1
-    by_content = merge([tmp_path / "in.json"], tmp_path / "c.json", MergeOptions(dedup="content", progress=False))
+    by_content = merge(
+        [tmp_path / "in.json"], tmp_path / "c.json", MergeOptions(dedup="content", progress=False)
+    )
     assert [r["id"] for r in iter_records(tmp_path / "c.json")] == ["1", "1"] and by_content.n_duplicates == 2
 
 
@@ -113,8 +138,12 @@ def test_invalid_record_stops_unless_skipped(tmp_path: Path) -> None:
 
 
 def test_skip_invalid_skips_bad_jsonl_lines(tmp_path: Path) -> None:
-    (tmp_path / "in.jsonl").write_text(json.dumps(make_record()) + "\n{torn\n" + json.dumps(make_record()) + "\n")
-    rep = merge([tmp_path / "in.jsonl"], tmp_path / "o.jsonl", MergeOptions(skip_invalid=True, progress=False))
+    (tmp_path / "in.jsonl").write_text(
+        json.dumps(make_record()) + "\n{torn\n" + json.dumps(make_record()) + "\n"
+    )
+    rep = merge(
+        [tmp_path / "in.jsonl"], tmp_path / "o.jsonl", MergeOptions(skip_invalid=True, progress=False)
+    )
     assert rep.n_written == 2 and rep.n_invalid == 1 and "line 2" in rep.invalid[0]
 
 
@@ -151,8 +180,21 @@ def test_killed_process_leaves_no_complete_looking_output(tmp_path: Path) -> Non
     big = [make_record(answer="x" * 200, id=str(i)) for i in range(300_000)]
     write_records(tmp_path / "big.json", big)
     out = tmp_path / "out.json"
-    proc = subprocess.Popen([sys.executable, "-m", "llaso.cli", "data", "merge", str(tmp_path / "big.json"),
-                             "-o", str(out), "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llaso.cli",
+            "data",
+            "merge",
+            str(tmp_path / "big.json"),
+            "-o",
+            str(out),
+            "-q",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 60
     while time.time() < deadline and not any(p.name.endswith(".partial") for p in tmp_path.iterdir()):
         time.sleep(0.01)
@@ -166,12 +208,41 @@ def test_killed_process_leaves_no_complete_looking_output(tmp_path: Path) -> Non
 
 def test_cli_merge_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _corpus(tmp_path / "rel")
-    rc = main(["data", "merge", str(tmp_path / "rel"), "-o", str(tmp_path / "o.jsonl"), "--shuffle", "--seed", "5",
-               "--ratio", "ASR=0.5", "--cap", "SGC=10", "--report", str(tmp_path / "r.json"), "-q"])
+    rc = main(
+        [
+            "data",
+            "merge",
+            str(tmp_path / "rel"),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "--shuffle",
+            "--seed",
+            "5",
+            "--ratio",
+            "ASR=0.5",
+            "--cap",
+            "SGC=10",
+            "--report",
+            str(tmp_path / "r.json"),
+            "-q",
+        ]
+    )
     assert rc == 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["written"] == 50 + 10 + 30 and report["tasks"]["ASR"] == 50
     assert "wrote 90 records" in capsys.readouterr().out
     assert main(["data", "merge", str(tmp_path / "o.jsonl"), "-o", str(tmp_path / "o.jsonl"), "-q"]) == 2
     assert "also an input" in capsys.readouterr().err
-    assert main(["data", "merge", str(tmp_path / "empty_dir_that_is_missing"), "-o", str(tmp_path / "x.json"), "-q"]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "merge",
+                str(tmp_path / "empty_dir_that_is_missing"),
+                "-o",
+                str(tmp_path / "x.json"),
+                "-q",
+            ]
+        )
+        == 2
+    )

@@ -13,8 +13,28 @@ from llaso.tasks.registry import Registry, RegistryError, load_registry, load_te
 
 from conftest import SYSTEMS
 
-ABBRS = ["ASR", "PR", "AQA", "SGC", "AC", "AR", "SSD", "ER", "EIE", "SV", "VSC", "IC", "ISC", "PP", "VC", "SCR",
-         "IP", "EE", "PSWL", "PSSL"]
+ABBRS = [
+    "ASR",
+    "PR",
+    "AQA",
+    "SGC",
+    "AC",
+    "AR",
+    "SSD",
+    "ER",
+    "EIE",
+    "SV",
+    "VSC",
+    "IC",
+    "ISC",
+    "PP",
+    "VC",
+    "SCR",
+    "IP",
+    "EE",
+    "PSWL",
+    "PSSL",
+]
 
 
 def test_the_twenty_tasks() -> None:

@@ -27,15 +27,20 @@ def corpus(tmp_path: Path) -> Path:
     d = tmp_path / "corpus"
     write_json(d / "vctk_gender_classification_test.json", [make_record() for _ in range(3)])
     write_json(d / "dolly_instruction_0_test.json", [make_record(prompt="<audio>Some input text.")] * 2)
-    write_json(d / "pure_audio" / "my_aqa_train.json",  # folder hint, explicit task
-               [make_record(prompt="Listen to the recording and do what it asks.<audio>", task="aqa")] * 4)
-    write_json(d / "misc.json", [
-        make_record(prompt="<audio>", task="ER"),                      # bare <audio>: (a)
-        make_record(prompt="<audio>What is said?", task="ASR"),        # (a,t) by position
-        make_record(prompt="What is said?<audio>", modality="(a)"),    # explicit modality wins, no task
-        make_record(prompt="no placeholder", voice=[]),               # modality unknown, task unknown
-        {"voice": []},                                                 # not in the schema: skipped
-    ])
+    write_json(
+        d / "pure_audio" / "my_aqa_train.json",  # folder hint, explicit task
+        [make_record(prompt="Listen to the recording and do what it asks.<audio>", task="aqa")] * 4,
+    )
+    write_json(
+        d / "misc.json",
+        [
+            make_record(prompt="<audio>", task="ER"),  # bare <audio>: (a)
+            make_record(prompt="<audio>What is said?", task="ASR"),  # (a,t) by position
+            make_record(prompt="What is said?<audio>", modality="(a)"),  # explicit modality wins, no task
+            make_record(prompt="no placeholder", voice=[]),  # modality unknown, task unknown
+            {"voice": []},  # not in the schema: skipped
+        ],
+    )
     return d
 
 
@@ -59,9 +64,13 @@ def test_counts_per_task_modality_category(corpus: Path) -> None:
 def test_generic_prompt_gives_pure_audio_without_hints(tmp_path: Path) -> None:
     generic = load_registry().generic_prompts
     assert generic, "the registry ships generic pure-audio prompts"
-    p = write_json(tmp_path / "x.json",
-                   [make_record(prompt=generic[-1].replace("<audio>", "") + "<audio>", task="AQA"),
-                    make_record(prompt="Identify the command in this audio.<audio>", task="SCR")])
+    p = write_json(
+        tmp_path / "x.json",
+        [
+            make_record(prompt=generic[-1].replace("<audio>", "") + "<audio>", task="AQA"),
+            make_record(prompt="Identify the command in this audio.<audio>", task="SCR"),
+        ],
+    )
     s = compute_stats([p], progress=False)
     assert s.by_task_modality() == {"AQA": {"pure_audio": 1}, "SCR": {"text_audio": 1}}
 
@@ -71,11 +80,16 @@ def test_durations_per_task(tmp_path: Path) -> None:
     root.mkdir()
     sf.write(root / "a.wav", np.full(16000 * 2, 0.1, np.float32), 16000)
     sf.write(root / "b.wav", np.full(8000 * 3, 0.1, np.float32), 8000)
-    p = write_json(tmp_path / "x.json", [
-        make_record(voice=["a.wav"], task="SGC"), make_record(voice=["a.wav"], task="SGC"),
-        make_record(voice=["b.wav"], task="ER"), make_record(voice=["missing.wav"], task="ER"),
-        make_record(voice=["../escape.wav"], task="ER"),
-    ])
+    p = write_json(
+        tmp_path / "x.json",
+        [
+            make_record(voice=["a.wav"], task="SGC"),
+            make_record(voice=["a.wav"], task="SGC"),
+            make_record(voice=["b.wav"], task="ER"),
+            make_record(voice=["missing.wav"], task="ER"),
+            make_record(voice=["../escape.wav"], task="ER"),
+        ],
+    )
     s = compute_stats([p], audio_root=root, durations=True, workers=2, progress=False)
     assert s.seconds == pytest.approx({"SGC": 4.0, "ER": 3.0})
     assert s.audio_files == 3 and s.audio_failed == 1
@@ -91,7 +105,9 @@ def _png_size(path: Path) -> tuple[int, int]:
     return int(w), int(h)
 
 
-def test_cli_out_writes_stats_json_and_donut(corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_out_writes_stats_json_and_donut(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     assert main(["data", "stats", str(corpus), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -104,7 +120,9 @@ def test_cli_out_writes_stats_json_and_donut(corpus: Path, tmp_path: Path, capsy
     assert not list(out.glob(".*"))  # no temporary files left
 
 
-def test_cli_json_and_unreadable_input(corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_json_and_unreadable_input(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["data", "stats", str(corpus), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["by_modality"]["pure_audio"] == 6

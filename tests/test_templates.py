@@ -158,7 +158,9 @@ def test_age_number_templates_are_loaded(reg: Registry) -> None:
 
 
 def test_number_templates_load_from_a_folder(tmp_path: Path) -> None:
-    (tmp_path / "AC.yaml").write_text("task: AC\ntemplates: ['Age? {labels}.']\nnumber_templates: ['Age in years?']\n")
+    (tmp_path / "AC.yaml").write_text(
+        "task: AC\ntemplates: ['Age? {labels}.']\nnumber_templates: ['Age in years?']\n"
+    )
     (tmp_path / "PP.yaml").write_text("task: PP\ntemplates: ['MIDI pitch?']\n")
     templates, generic = load_templates(tmp_path)
     assert templates == {"AC": ["Age? {labels}."], "PP": ["MIDI pitch?"]} and generic == []
@@ -184,6 +186,7 @@ def test_tasks_show_prints_number_templates(reg: Registry, capsys: pytest.Captur
 
 
 # ---- no copies of the published LLaSO-Eval prompts ----------------------------------------------------------
+
 
 def _records(path: Path) -> Iterator[dict[str, object]]:
     text = path.read_text(encoding="utf-8")
@@ -245,13 +248,17 @@ def _candidates(t: Task) -> Iterator[str]:
 
 
 def test_the_normalization_matches_published_spellings() -> None:
-    assert _norm_prompt("Listen  to the audio and respond accordingly.<audio>") == \
-        "listen to the audio and respond accordingly"
+    assert (
+        _norm_prompt("Listen  to the audio and respond accordingly.<audio>")
+        == "listen to the audio and respond accordingly"
+    )
     assert _norm_prompt("<audio>What is THIS? ") == "what is this"
 
 
 def test_templates_do_not_copy_published_prompts(reg: Registry, published_prompts: set[str]) -> None:
-    copies = sorted({(t.abbr, c) for t in reg for c in _candidates(t) if _norm_prompt(c) in published_prompts})
+    copies = sorted(
+        {(t.abbr, c) for t in reg for c in _candidates(t) if _norm_prompt(c) in published_prompts}
+    )
     assert not copies, f"templates equal to published LLaSO-Eval prompts: {copies}"
 
 

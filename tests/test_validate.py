@@ -33,17 +33,24 @@ def where(report: ValidationReport, code: Code) -> list[tuple[str, int | None]]:
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     d = tmp_path / "corpus"
-    write_json(d / "vctk_gender_classification_test.json", [
-        make_record(id="a"),                                                           # 0 fine
-        {"id": "b", "voice": ["x.wav"]},                                               # 1 no conversations
-        make_record(prompt="<audio> and <audio>?", voice=["x.wav"], id="c"),          # 2 2 placeholders, 1 path
-        {"id": "d", "voice": ["x.wav"], "conversations": [{"from": "human", "value": "Say?<audio>"}]},  # 3
-        make_record(voice=[""], id="e"),                                               # 4 empty voice path
-        make_record(task="XYZ", id="f"),                                               # 5 unknown task
-        make_record(id="a"),                                                           # 6 duplicate id
-        make_record(prompt="What is the capital of France?", voice=[], id="g"),        # 7 no <audio>
-        make_record(task="sgc", id=7),                                                 # 8 fine (case-insensitive)
-    ])
+    write_json(
+        d / "vctk_gender_classification_test.json",
+        [
+            make_record(id="a"),  # 0 fine
+            {"id": "b", "voice": ["x.wav"]},  # 1 no conversations
+            make_record(prompt="<audio> and <audio>?", voice=["x.wav"], id="c"),  # 2 2 placeholders, 1 path
+            {
+                "id": "d",
+                "voice": ["x.wav"],
+                "conversations": [{"from": "human", "value": "Say?<audio>"}],
+            },  # 3
+            make_record(voice=[""], id="e"),  # 4 empty voice path
+            make_record(task="XYZ", id="f"),  # 5 unknown task
+            make_record(id="a"),  # 6 duplicate id
+            make_record(prompt="What is the capital of France?", voice=[], id="g"),  # 7 no <audio>
+            make_record(task="sgc", id=7),  # 8 fine (case-insensitive)
+        ],
+    )
     return d
 
 
@@ -59,7 +66,10 @@ def test_each_problem_kind_with_file_and_record(corpus: Path) -> None:
     assert where(r, Code.UNKNOWN_TASK) == [(f, 5)]
     assert "XYZ" in r.by_code(Code.UNKNOWN_TASK)[0].message
     assert where(r, Code.DUPLICATE_ID) == [(f, 6)]
-    assert "'a'" in r.by_code(Code.DUPLICATE_ID)[0].message and "record 0" in r.by_code(Code.DUPLICATE_ID)[0].message
+    assert (
+        "'a'" in r.by_code(Code.DUPLICATE_ID)[0].message
+        and "record 0" in r.by_code(Code.DUPLICATE_ID)[0].message
+    )
     assert where(r, Code.UNDETERMINED_MODALITY) == [(f, 7)]
     assert not r.by_code(Code.UNDETERMINED_TASK)  # the file name gives the task
     assert r.errors == 6 and r.warnings == 1 and not r.ok
@@ -69,7 +79,7 @@ def test_each_problem_kind_with_file_and_record(corpus: Path) -> None:
 
 def test_malformed_json_names_the_line_and_validation_continues(tmp_path: Path) -> None:
     good = json.dumps(make_record(id="1"))
-    text = "[\n" + good + ",\n" + good.replace('"1"', '"2"') + ",\n{\"id\": \"3\", oops}\n]\n"
+    text = "[\n" + good + ",\n" + good.replace('"1"', '"2"') + ',\n{"id": "3", oops}\n]\n'
     (tmp_path / "a_broken.json").write_text(text, encoding="utf-8")
     write_json(tmp_path / "b_next.json", [{"voice": []}])
     r = validate_paths([tmp_path], progress=False)
@@ -83,7 +93,9 @@ def test_malformed_json_names_the_line_and_validation_continues(tmp_path: Path) 
 def test_jsonl_bad_lines_are_each_reported_and_indices_stay_aligned(tmp_path: Path) -> None:
     rec = json.dumps(make_record(task="SGC"))
     dup = json.dumps(make_record(task="SGC", id="same"))
-    p = write_jsonl(tmp_path / "x.jsonl", [rec, "{not json", dup, "[1, 2]", json.dumps({"voice": []}), "", dup])
+    p = write_jsonl(
+        tmp_path / "x.jsonl", [rec, "{not json", dup, "[1, 2]", json.dumps({"voice": []}), "", dup]
+    )
     r = validate_paths([p], progress=False)
     assert [(b.line, b.record) for b in r.by_code(Code.MALFORMED_JSON)] == [(2, 1), (4, 3)]
     assert where(r, Code.SCHEMA) == [("x.jsonl", 4)]
@@ -100,8 +112,10 @@ def test_missing_file_and_empty_file(tmp_path: Path) -> None:
 
 
 def test_undetermined_task_is_one_warning_per_file(tmp_path: Path) -> None:
-    p = write_json(tmp_path / "my_mixture.json",
-                   [make_record(task="ER"), make_record(), make_record(), make_record(task="ASR")])
+    p = write_json(
+        tmp_path / "my_mixture.json",
+        [make_record(task="ER"), make_record(), make_record(), make_record(task="ASR")],
+    )
     r = validate_paths([p], progress=False)
     (w,) = r.by_code(Code.UNDETERMINED_TASK)
     assert w.severity == Severity.WARNING and w.record == 1 and "2 record(s)" in w.message
@@ -110,8 +124,10 @@ def test_undetermined_task_is_one_warning_per_file(tmp_path: Path) -> None:
 
 def test_duplicate_ids_across_files_warn_within_file_error(tmp_path: Path) -> None:
     a = write_json(tmp_path / "dolly_input_1_test.json", [make_record(id="42"), make_record(id="1")])
-    b = write_json(tmp_path / "dolly_instruction_0_test.json",
-                   [make_record(prompt="<audio>Some input.", id="42"), make_record(prompt="<audio>x", id=1)])
+    b = write_json(
+        tmp_path / "dolly_instruction_0_test.json",
+        [make_record(prompt="<audio>Some input.", id="42"), make_record(prompt="<audio>x", id=1)],
+    )
     r = validate_paths([a, b], progress=False)
     assert where(r, Code.DUPLICATE_ID_ACROSS_FILES) == [("dolly_instruction_0_test.json", 0)]  # 1 != "1"
     assert "dolly_input_1_test.json" in r.by_code(Code.DUPLICATE_ID_ACROSS_FILES)[0].message
@@ -130,6 +146,7 @@ def test_duplicates_in_a_larger_file(tmp_path: Path) -> None:
 
 # ---- audio ------------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def audio_corpus(tmp_path: Path) -> tuple[Path, Path]:
     root = tmp_path / "audio"
@@ -143,16 +160,29 @@ def audio_corpus(tmp_path: Path) -> tuple[Path, Path]:
     sf.write(root / "low.wav", x[::2], 8000)
     (root / "corrupt.wav").write_bytes(b"RIFF....WAVEjunk" * 8)
     (tmp_path / "outside.wav").write_bytes((root / "sub" / "good.wav").read_bytes())
-    voices = ["sub\\good.wav", "missing.wav", "corrupt.wav", "empty.wav", "silent.wav", "long.wav", "low.wav",
-              "../outside.wav", "sub/good.wav"]
-    corpus = write_json(tmp_path / "data" / "vctk_gender_classification_test.json",
-                        [make_record(voice=[v], id=str(i)) for i, v in enumerate(voices)])
+    voices = [
+        "sub\\good.wav",
+        "missing.wav",
+        "corrupt.wav",
+        "empty.wav",
+        "silent.wav",
+        "long.wav",
+        "low.wav",
+        "../outside.wav",
+        "sub/good.wav",
+    ]
+    corpus = write_json(
+        tmp_path / "data" / "vctk_gender_classification_test.json",
+        [make_record(voice=[v], id=str(i)) for i, v in enumerate(voices)],
+    )
     return corpus, root
 
 
 def test_audio_checks(audio_corpus: tuple[Path, Path]) -> None:
     corpus, root = audio_corpus
-    r = validate_paths([corpus], check_audio=True, audio_root=root, workers=2, max_duration=2.0, progress=False)
+    r = validate_paths(
+        [corpus], check_audio=True, audio_root=root, workers=2, max_duration=2.0, progress=False
+    )
     f = corpus.name
     assert where(r, Code.AUDIO_MISSING) == [(f, 1)]
     assert where(r, Code.AUDIO_UNDECODABLE) == [(f, 2)]
@@ -175,6 +205,7 @@ def test_audio_checks(audio_corpus: tuple[Path, Path]) -> None:
 
 # ---- command line -----------------------------------------------------------------------------------------------
 
+
 def test_cli_exit_codes_and_report(tmp_path: Path, corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
     clean = write_json(tmp_path / "ok" / "vctk_gender_classification_test.json", [make_record(id="x")])
     assert main(["data", "validate", str(clean)]) == 0
@@ -196,11 +227,17 @@ def test_cli_exit_codes_and_report(tmp_path: Path, corpus: Path, capsys: pytest.
     assert len(data["problems"]) == 7
     p = next(p for p in data["problems"] if p["code"] == "schema")
     assert set(p) == {"file", "record", "line", "severity", "code", "message"}
-    assert p["record"] == 1 and p["severity"] == "error" and p["file"].endswith("vctk_gender_classification_test.json")
+    assert (
+        p["record"] == 1
+        and p["severity"] == "error"
+        and p["file"].endswith("vctk_gender_classification_test.json")
+    )
     assert data["files"][0]["records"] == 9
 
 
-def test_cli_audio_and_usage_errors(audio_corpus: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_audio_and_usage_errors(
+    audio_corpus: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     corpus, root = audio_corpus
     assert main(["data", "validate", str(corpus), "--audio-root", str(root), "--workers", "2"]) == 1
     out = capsys.readouterr().out
@@ -218,6 +255,7 @@ def test_help_shows_examples(capsys: pytest.CaptureFixture[str]) -> None:
 
 # ---- the published LLaSO-Eval outputs ---------------------------------------------------------------------------
 
+
 def test_published_llaso_base_validates_without_errors(results_dir: Path) -> None:
     files = sorted((results_dir / "LLaSO-Base").glob("*.json"))
     r = validate_paths(files, progress=False)
@@ -225,8 +263,10 @@ def test_published_llaso_base_validates_without_errors(results_dir: Path) -> Non
     assert r.errors == 0, r.summary()
     # ids are per source: the only warnings are ids shared across files, e.g. dolly (t,a) vs (a,t)
     assert set(r.counts) == {Code.DUPLICATE_ID_ACROSS_FILES}
-    pairs = {(Path(p.file).name, p.message.split(" also appears in ")[1].split(" ")[0].rsplit("/", 1)[-1])
-             for p in r.problems}
+    pairs = {
+        (Path(p.file).name, p.message.split(" also appears in ")[1].split(" ")[0].rsplit("/", 1)[-1])
+        for p in r.problems
+    }
     assert ("dolly_instruction_0_test.json", "dolly_input_1_test.json") in pairs
     assert all(f.task is not None for f in r.files)
 

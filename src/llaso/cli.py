@@ -14,7 +14,12 @@ from llaso import __version__
 # (group or None, command, module, one-line help)
 COMMANDS: list[tuple[str | None, str, str, str]] = [
     ("data", "merge", "llaso.data.merge", "concatenate, sample, shuffle and deduplicate corpus files"),
-    ("data", "validate", "llaso.data.validate", "check corpus files (schema, placeholders, tasks, ids, audio)"),
+    (
+        "data",
+        "validate",
+        "llaso.data.validate",
+        "check corpus files (schema, placeholders, tasks, ids, audio)",
+    ),
     ("data", "stats", "llaso.data.stats", "count samples per task x modality x category; draw a donut chart"),
     ("tasks", "list", "llaso.tasks.cli", "list the 20 tasks"),
     ("tasks", "show", "llaso.tasks.cli", "show one task: sources, labels, metrics, templates"),
@@ -31,11 +36,12 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="llaso", formatter_class=_Formatter,
+        prog="llaso",
+        formatter_class=_Formatter,
         description="llaso: corpus, benchmark and reference model for large speech-language models.",
         epilog="examples:\n  llaso tasks list\n  llaso data validate corpus/ --check-audio --audio-root /data\n"
-               "  llaso data merge LLaSO-Instruct/ -o stage2_train.json --shuffle --seed 0\n"
-               "  llaso eval results/LLaSO-Base --out eval-out\n\nRun `llaso COMMAND --help` for details.",
+        "  llaso data merge LLaSO-Instruct/ -o stage2_train.json --shuffle --seed 0\n"
+        "  llaso eval results/LLaSO-Base --out eval-out\n\nRun `llaso COMMAND --help` for details.",
     )
     parser.add_argument("--version", action="version", version=f"llaso {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -51,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
             holder = groups[group]
         module = importlib.import_module(module_name)
         description, epilog = _doc(module, name)
-        sub = holder.add_parser(name, help=help_text, formatter_class=_Formatter,
-                                description=description, epilog=epilog)
+        sub = holder.add_parser(
+            name, help=help_text, formatter_class=_Formatter, description=description, epilog=epilog
+        )
         add = getattr(module, f"add_{name}_arguments", None) or module.add_arguments
         add(sub)
         sub.set_defaults(_run=getattr(module, f"run_{name}", None) or module.run)
@@ -69,8 +76,9 @@ def _doc(module: object, name: str) -> tuple[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:

@@ -5,6 +5,16 @@ from llaso.data.paths import AudioPathError, resolve_audio_path
 from llaso.data.sample import Modality, Sample, SampleError, Turn, infer_modality
 
 __all__ = [
-    "AtomicWriter", "AudioPathError", "CorpusFormatError", "Modality", "Sample", "SampleError", "Turn",
-    "infer_modality", "iter_records", "iter_samples", "resolve_audio_path", "write_records",
+    "AtomicWriter",
+    "AudioPathError",
+    "CorpusFormatError",
+    "Modality",
+    "Sample",
+    "SampleError",
+    "Turn",
+    "infer_modality",
+    "iter_records",
+    "iter_samples",
+    "resolve_audio_path",
+    "write_records",
 ]

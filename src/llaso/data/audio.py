@@ -117,8 +117,11 @@ def probe_audio(path: str | os.PathLike[str], *, silence_db: float = SILENCE_DB)
         except OSError as e:
             raise AudioError(p, AudioErrorKind.UNREADABLE, str(e)) from None
         if declared is not None and declared[1] < declared[0]:
-            raise AudioError(p, AudioErrorKind.TRUNCATED,
-                             f"the header declares {declared[0]} data bytes but only {declared[1]} are present")
+            raise AudioError(
+                p,
+                AudioErrorKind.TRUNCATED,
+                f"the header declares {declared[0]} data bytes but only {declared[1]} are present",
+            )
     frames, peak = 0, 0.0
     try:
         with sf.SoundFile(str(p)) as f:
@@ -127,21 +130,31 @@ def probe_audio(path: str | os.PathLike[str], *, silence_db: float = SILENCE_DB)
                     frames += len(block)
                     peak = max(peak, float(np.max(np.abs(block))))
     except (sf.SoundFileError, RuntimeError, OSError) as e:
-        raise AudioError(p, AudioErrorKind.UNDECODABLE, f"after {frames} frames: {_clean(str(e), p)}") from None
+        raise AudioError(
+            p, AudioErrorKind.UNDECODABLE, f"after {frames} frames: {_clean(str(e), p)}"
+        ) from None
     if info.frames > 0 and frames < info.frames:
-        raise AudioError(p, AudioErrorKind.TRUNCATED,
-                         f"decoded {frames} of the {info.frames} frames its header declares")
+        raise AudioError(
+            p, AudioErrorKind.TRUNCATED, f"decoded {frames} of the {info.frames} frames its header declares"
+        )
     sr = int(info.samplerate)
-    return AudioInfo(sample_rate=sr, frames=frames, channels=int(info.channels),
-                     duration=frames / sr if sr else 0.0, format=str(info.format), subtype=str(info.subtype),
-                     peak=peak, silence_db=silence_db)
+    return AudioInfo(
+        sample_rate=sr,
+        frames=frames,
+        channels=int(info.channels),
+        duration=frames / sr if sr else 0.0,
+        format=str(info.format),
+        subtype=str(info.subtype),
+        peak=peak,
+        silence_db=silence_db,
+    )
 
 
 def _clean(msg: str, p: Path) -> str:
     """libsndfile repeats the path in its messages ("Error opening 'x.wav': ..."); keep just the reason."""
     for prefix in (f"Error opening {str(p)!r}: ", f"Error opening '{p}': "):
         if msg.startswith(prefix):
-            return msg[len(prefix):]
+            return msg[len(prefix) :]
     return msg
 
 
@@ -170,10 +183,15 @@ def load_audio(path: str | os.PathLike[str], sr: int = TARGET_SAMPLE_RATE) -> np
 ProbeResult = AudioInfo | AudioError
 
 
-def probe_many(paths: Iterable[str | os.PathLike[str]], *, workers: int | None = None, progress: bool = True,
-               desc: str = "probing audio", total: int | None = None,
-               probe: Callable[[str | os.PathLike[str]], AudioInfo] = probe_audio,
-               ) -> Iterator[tuple[str, ProbeResult]]:
+def probe_many(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    workers: int | None = None,
+    progress: bool = True,
+    desc: str = "probing audio",
+    total: int | None = None,
+    probe: Callable[[str | os.PathLike[str]], AudioInfo] = probe_audio,
+) -> Iterator[tuple[str, ProbeResult]]:
     """Probe files in a thread pool (libsndfile and numpy release the GIL), yielding (path, result) as they
     finish; a result is an `AudioInfo` or the `AudioError` the file raised. Shows a tqdm bar if `progress`.
     """

@@ -26,8 +26,10 @@ _SENTENCES = [
 _QA = [
     ("What is seven plus five?", "Seven plus five is twelve."),
     ("Name the largest planet in the solar system.", "Jupiter is the largest planet in the solar system."),
-    ("Summarize: the meeting moved from Monday to Thursday because the room was booked.",
-     "The meeting was moved to Thursday since the room was unavailable on Monday."),
+    (
+        "Summarize: the meeting moved from Monday to Thursday because the room was booked.",
+        "The meeting was moved to Thursday since the room was unavailable on Monday.",
+    ),
 ]
 
 
@@ -46,7 +48,9 @@ def _answer(task: Task, source: Source, rng: random.Random, i: int) -> str:
         a, p, f = rng.randint(5, 10), rng.randint(5, 10), rng.randint(5, 10)
         return f"{text.capitalize()}. For the sentence: accuracy is {a}, prosodic is {p}, fluency is {f}, total score is {min(a, p, f)}."
     if task.abbr == "PSWL":
-        words = " ".join(f'For "{w}", accuracy is 10, stress is 10, and total score is 10.' for w in text.split()[:3])
+        words = " ".join(
+            f'For "{w}", accuracy is 10, stress is 10, and total score is 10.' for w in text.split()[:3]
+        )
         return f"{text.capitalize()}. {words}"
     return text.capitalize() + "."
 
@@ -56,7 +60,9 @@ def _tone(rng: random.Random, seconds: float) -> Any:
 
     t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     freq = rng.uniform(110, 880)
-    wave = 0.3 * np.sin(2 * np.pi * freq * t) + 0.02 * np.random.default_rng(rng.randrange(2**31)).standard_normal(len(t))
+    wave = 0.3 * np.sin(2 * np.pi * freq * t) + 0.02 * np.random.default_rng(
+        rng.randrange(2**31)
+    ).standard_normal(len(t))
     return wave.astype(np.float32)
 
 
@@ -64,8 +70,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
-def write_builtin_corpus(root: str | Path, *, per_source: int = 3, seed: int = 0,
-                         registry: Registry | None = None) -> list[Path]:
+def write_builtin_corpus(
+    root: str | Path, *, per_source: int = 3, seed: int = 0, registry: Registry | None = None
+) -> list[Path]:
     """Write the corpus under `root`: `<modality>/<task>_<source>_train.json` and `audio/*.wav`.
     Returns the JSON files written."""
     import soundfile as sf
@@ -94,9 +101,17 @@ def write_builtin_corpus(root: str | Path, *, per_source: int = 3, seed: int = 0
                 if source.answer_type == "number" and task.number_templates:
                     templates = task.number_templates
                 prompt = task.render(rng.choice(templates), source) + "<audio>"
-                records.append({"id": name, "voice": [audio(name)], "task": task.abbr,
-                                "conversations": [{"from": "human", "value": prompt},
-                                                  {"from": "gpt", "value": _answer(task, source, rng, i)}]})
+                records.append(
+                    {
+                        "id": name,
+                        "voice": [audio(name)],
+                        "task": task.abbr,
+                        "conversations": [
+                            {"from": "human", "value": prompt},
+                            {"from": "gpt", "value": _answer(task, source, rng, i)},
+                        ],
+                    }
+                )
             if records:
                 path = root / Modality.TEXT_AUDIO.value / f"{task.abbr}_{_slug(source.name)}_train.json"
                 write_records(path, records)
@@ -122,8 +137,14 @@ def _aqa(root: Path, reg: Registry, rng: random.Random, audio: Any, n: int) -> l
                 prompt = "<audio>" + question
             else:
                 prompt = rng.choice(generic) + "<audio>"
-            records.append({"id": name, "voice": [audio(name)], "task": task.abbr,
-                            "conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": answer}]})
+            records.append(
+                {
+                    "id": name,
+                    "voice": [audio(name)],
+                    "task": task.abbr,
+                    "conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": answer}],
+                }
+            )
         path = root / mod.value / f"AQA_builtin_{mod.value}_train.json"
         write_records(path, records)
         out.append(path)

@@ -30,8 +30,15 @@ Format = Literal["json", "jsonl"]
 class CorpusFormatError(ValueError):
     """A corpus file that cannot be read, located by file, record index and line/column."""
 
-    def __init__(self, path: str | os.PathLike[str], message: str, *, record: int | None = None,
-                 line: int | None = None, column: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        message: str,
+        *,
+        record: int | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
         self.path, self.record, self.line, self.column, self.reason = str(path), record, line, column, message
         where = [self.path]
         if line is not None:
@@ -81,8 +88,9 @@ def detect_format(path: str | os.PathLike[str]) -> Format:
                 return "json" if s[0] == "[" else "jsonl"
 
 
-def iter_records(path: str | os.PathLike[str],
-                 on_bad_line: Callable[[CorpusFormatError], None] | None = None) -> Iterator[dict[str, Any]]:
+def iter_records(
+    path: str | os.PathLike[str], on_bad_line: Callable[[CorpusFormatError], None] | None = None
+) -> Iterator[dict[str, Any]]:
     """Yield the records (JSON objects) of a JSON-list or JSONL file, one at a time.
 
     A malformed JSON list stops the read with a `CorpusFormatError` (nothing after the error can be trusted).
@@ -108,14 +116,17 @@ def _iter_jsonl(p: Path, on_bad_line: Callable[[CorpusFormatError], None] | None
             try:
                 rec = loads(line)
             except json.JSONDecodeError as e:
-                err = CorpusFormatError(p, f"malformed JSON: {e.msg}", record=index, line=lineno, column=e.colno)
+                err = CorpusFormatError(
+                    p, f"malformed JSON: {e.msg}", record=index, line=lineno, column=e.colno
+                )
             else:
                 if isinstance(rec, dict):
                     yield rec
                     index += 1
                     continue
-                err = CorpusFormatError(p, f"expected a JSON object, got {type(rec).__name__}", record=index,
-                                        line=lineno)
+                err = CorpusFormatError(
+                    p, f"expected a JSON object, got {type(rec).__name__}", record=index, line=lineno
+                )
             if on_bad_line is None:
                 raise err
             on_bad_line(err)
@@ -246,8 +257,9 @@ class AtomicWriter:
         for r in records:
             self.write(r)
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         assert self._f is not None and self._tmp is not None
         try:
             if exc_type is None:
@@ -263,8 +275,9 @@ class AtomicWriter:
                 os.unlink(self._tmp)
 
 
-def write_records(path: str | os.PathLike[str], records: Iterable[dict[str, Any] | Sample],
-                  fmt: Format | None = None) -> int:
+def write_records(
+    path: str | os.PathLike[str], records: Iterable[dict[str, Any] | Sample], fmt: Format | None = None
+) -> int:
     """Write all records atomically; return how many were written."""
     with AtomicWriter(path, fmt) as w:
         w.write_all(records)
@@ -298,8 +311,13 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*") if q.suffix in JSON_SUFFIXES and q.is_file()
-                              and not q.name.startswith(".")))
+            out.extend(
+                sorted(
+                    q
+                    for q in p.rglob("*")
+                    if q.suffix in JSON_SUFFIXES and q.is_file() and not q.name.startswith(".")
+                )
+            )
         else:
             out.append(p)
     return out

@@ -98,8 +98,10 @@ class MergeReport:
     n_written: int = 0
 
     def summary(self) -> str:
-        lines = [f"wrote {self.n_written} records to {self.output} (read {self.n_read}; "
-                 f"invalid skipped {self.n_invalid}; duplicates removed {self.n_duplicates})"]
+        lines = [
+            f"wrote {self.n_written} records to {self.output} (read {self.n_read}; "
+            f"invalid skipped {self.n_invalid}; duplicates removed {self.n_duplicates})"
+        ]
         for f, c in self.files.items():
             lines.append(f"  {f}: read {c['read']}, invalid {c['invalid']}, written {c['written']}")
         if self.tasks:
@@ -140,8 +142,13 @@ def _rule_matches(rule: Rule, registry: Registry, file: Path, task: str | None) 
 
 
 # ---- reading ------------------------------------------------------------------------------------
-def _records(files: list[Path], registry: Registry, opts: MergeOptions, report: MergeReport | None,
-             on_invalid: Callable[[str], None]) -> Iterator[_Record]:
+def _records(
+    files: list[Path],
+    registry: Registry,
+    opts: MergeOptions,
+    report: MergeReport | None,
+    on_invalid: Callable[[str], None],
+) -> Iterator[_Record]:
     """Every valid record of every file, annotated and serialized; invalid ones go to `on_invalid`."""
     encode = json.JSONEncoder(ensure_ascii=False).encode
     for fi, path in enumerate(files):
@@ -191,8 +198,9 @@ def _content_hash(rec: dict[str, Any], by: str) -> int:
     return int.from_bytes(hashlib.blake2b(payload.encode(), digest_size=8).digest(), "little")
 
 
-def _plan(files: list[Path], registry: Registry, opts: MergeOptions,
-          rules: list[Rule]) -> tuple[np.ndarray, int]:
+def _plan(
+    files: list[Path], registry: Registry, opts: MergeOptions, rules: list[Rule]
+) -> tuple[np.ndarray, int]:
     """First pass: how many times each valid record is written (0 = dropped), in reading order, and how
     many records were dropped as duplicates."""
     import numpy as np
@@ -247,8 +255,12 @@ def _resample(counts: np.ndarray, idx: np.ndarray, k: int, rng: np.random.Genera
 
 
 # ---- writing ------------------------------------------------------------------------------------
-def merge(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str],
-          opts: MergeOptions | None = None, registry: Registry | None = None) -> MergeReport:
+def merge(
+    inputs: list[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    opts: MergeOptions | None = None,
+    registry: Registry | None = None,
+) -> MergeReport:
     from llaso.tasks.registry import load_registry
     from llaso.utils.progress import progress_bar
 
@@ -277,10 +289,15 @@ def merge(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str],
         counts, report.n_duplicates = _plan(files, registry, opts, rules)
 
     fmt: Any = opts.fmt
-    with AtomicWriter(out, fmt) as writer, progress_bar(
-        desc="merging", unit="rec", total=int(counts.sum()) if counts is not None else None,
-        disable=not opts.progress,
-    ) as bar:
+    with (
+        AtomicWriter(out, fmt) as writer,
+        progress_bar(
+            desc="merging",
+            unit="rec",
+            total=int(counts.sum()) if counts is not None else None,
+            disable=not opts.progress,
+        ) as bar,
+    ):
         stream = _records(files, registry, opts, report, on_invalid)
         if opts.shuffle:
             n_out = sum(p.stat().st_size for p in files)
@@ -304,8 +321,16 @@ def _count(report: MergeReport, r: _Record, files: list[Path]) -> None:
     report.tasks[r.task or "unknown"] += 1
 
 
-def _write_shuffled(stream: Iterator[_Record], writer: AtomicWriter, counts: np.ndarray | None,
-                    report: MergeReport, n_buckets: int, seed: int, workdir: Path, bar: Any) -> None:
+def _write_shuffled(
+    stream: Iterator[_Record],
+    writer: AtomicWriter,
+    counts: np.ndarray | None,
+    report: MergeReport,
+    n_buckets: int,
+    seed: int,
+    workdir: Path,
+    bar: Any,
+) -> None:
     """External shuffle: scatter lines into random buckets on disk, then shuffle each bucket in memory.
 
     Sending each record to a uniformly random bucket and permuting every bucket gives a uniformly random
@@ -315,8 +340,10 @@ def _write_shuffled(stream: Iterator[_Record], writer: AtomicWriter, counts: np.
     rng = np.random.default_rng(seed)
     files: list[str] = []
     with tempfile.TemporaryDirectory(prefix=".llaso-merge-", dir=workdir) as tmp, ExitStack() as stack:
-        buckets = [stack.enter_context(open(os.path.join(tmp, f"{b}.jsonl"), "w+", encoding="utf-8"))
-                   for b in range(n_buckets)]
+        buckets = [
+            stack.enter_context(open(os.path.join(tmp, f"{b}.jsonl"), "w+", encoding="utf-8"))
+            for b in range(n_buckets)
+        ]
         draws: Iterator[int] = iter(())  # random bucket numbers, drawn in blocks
         for i, r in enumerate(stream):
             report.n_read += 1
@@ -352,25 +379,52 @@ def _key_value(kind: type) -> Callable[[str], tuple[str, Any]]:
             return key, kind(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r}: {value!r} is not a valid {kind.__name__}") from None
+
     return parse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON/JSONL files or folders (searched recursively)")
-    p.add_argument("-o", "--output", required=True, help="output file (.json = one JSON list, .jsonl = lines)")
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="JSON/JSONL files or folders (searched recursively)"
+    )
+    p.add_argument(
+        "-o", "--output", required=True, help="output file (.json = one JSON list, .jsonl = lines)"
+    )
     p.add_argument("--format", choices=["json", "jsonl"], help="output format (default: from the suffix)")
     p.add_argument("--shuffle", action="store_true", help="shuffle the output (bounded memory)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for --shuffle, --ratio and --cap (default 0)")
-    p.add_argument("--ratio", action="append", default=[], type=_key_value(float), metavar="KEY=R",
-                   help="keep a fraction R of a task (KEY = abbreviation) or of matching files (KEY = glob); "
-                        "R > 1 repeats records; repeatable")
-    p.add_argument("--cap", action="append", default=[], type=_key_value(int), metavar="KEY=N",
-                   help="keep at most N records of a task or of matching files; repeatable")
-    p.add_argument("--dedup", choices=["none", "id", "content"], default="none",
-                   help="drop repeated records: by id/index, or by content (voice + conversations)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed for --shuffle, --ratio and --cap (default 0)"
+    )
+    p.add_argument(
+        "--ratio",
+        action="append",
+        default=[],
+        type=_key_value(float),
+        metavar="KEY=R",
+        help="keep a fraction R of a task (KEY = abbreviation) or of matching files (KEY = glob); "
+        "R > 1 repeats records; repeatable",
+    )
+    p.add_argument(
+        "--cap",
+        action="append",
+        default=[],
+        type=_key_value(int),
+        metavar="KEY=N",
+        help="keep at most N records of a task or of matching files; repeatable",
+    )
+    p.add_argument(
+        "--dedup",
+        choices=["none", "id", "content"],
+        default="none",
+        help="drop repeated records: by id/index, or by content (voice + conversations)",
+    )
     p.add_argument("--skip-invalid", action="store_true", help="skip invalid records (counted and reported)")
-    p.add_argument("--no-annotate", dest="annotate", action="store_false",
-                   help="do not add `task`/`modality` fields derived from file names and folders")
+    p.add_argument(
+        "--no-annotate",
+        dest="annotate",
+        action="store_false",
+        help="do not add `task`/`modality` fields derived from file names and folders",
+    )
     p.add_argument("--shuffle-buffer-mb", type=float, default=64.0, help="memory for one shuffle bucket")
     p.add_argument("--report", help="also write the merge summary as JSON to this path")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -380,16 +434,31 @@ def run(args: argparse.Namespace) -> int:
     from llaso.data.jsonio import write_json_atomic
 
     opts = MergeOptions(
-        shuffle=args.shuffle, seed=args.seed, ratios=dict(args.ratio), caps=dict(args.cap), dedup=args.dedup,
-        skip_invalid=args.skip_invalid, annotate=args.annotate, fmt=args.format,
-        shuffle_buffer_mb=args.shuffle_buffer_mb, progress=not args.quiet,
+        shuffle=args.shuffle,
+        seed=args.seed,
+        ratios=dict(args.ratio),
+        caps=dict(args.cap),
+        dedup=args.dedup,
+        skip_invalid=args.skip_invalid,
+        annotate=args.annotate,
+        fmt=args.format,
+        shuffle_buffer_mb=args.shuffle_buffer_mb,
+        progress=not args.quiet,
     )
     report = merge(args.inputs, args.output, opts)
     print(report.summary())
     if args.report:
-        write_json_atomic(args.report, {
-            "output": report.output, "read": report.n_read, "written": report.n_written,
-            "invalid": report.n_invalid, "duplicates": report.n_duplicates, "files": report.files,
-            "tasks": dict(report.tasks), "invalid_examples": report.invalid,
-        })
+        write_json_atomic(
+            args.report,
+            {
+                "output": report.output,
+                "read": report.n_read,
+                "written": report.n_written,
+                "invalid": report.n_invalid,
+                "duplicates": report.n_duplicates,
+                "files": report.files,
+                "tasks": dict(report.tasks),
+                "invalid_examples": report.invalid,
+            },
+        )
     return 0

@@ -57,9 +57,15 @@ class Modality(enum.StrEnum):
         """Accept the folder name, the paper notation "(t,a)" or a bare "t,a"."""
         v = value.strip().lower().replace(" ", "")
         aliases = {
-            "(t,a)": cls.TEXT_AUDIO, "t,a": cls.TEXT_AUDIO, "ta": cls.TEXT_AUDIO,
-            "(a,t)": cls.AUDIO_TEXT, "a,t": cls.AUDIO_TEXT, "at": cls.AUDIO_TEXT,
-            "(a)": cls.PURE_AUDIO, "a": cls.PURE_AUDIO, "pure": cls.PURE_AUDIO,
+            "(t,a)": cls.TEXT_AUDIO,
+            "t,a": cls.TEXT_AUDIO,
+            "ta": cls.TEXT_AUDIO,
+            "(a,t)": cls.AUDIO_TEXT,
+            "a,t": cls.AUDIO_TEXT,
+            "at": cls.AUDIO_TEXT,
+            "(a)": cls.PURE_AUDIO,
+            "a": cls.PURE_AUDIO,
+            "pure": cls.PURE_AUDIO,
         }
         if v in aliases:
             return aliases[v]
@@ -199,8 +205,16 @@ class Sample:
             keys["modality_raw"] = mod_raw
 
         return cls(
-            conversations=convs, voice=voice, id=sid, metadata=meta, task=task, modality=modality,
-            prediction=pred, extra=rest, _keys=keys, _order=list(rec),
+            conversations=convs,
+            voice=voice,
+            id=sid,
+            metadata=meta,
+            task=task,
+            modality=modality,
+            prediction=pred,
+            extra=rest,
+            _keys=keys,
+            _order=list(rec),
         )
 
     # ---- writing -------------------------------------------------------------------------------
@@ -210,7 +224,9 @@ class Sample:
         values: dict[str, Any] = dict(self.extra)
         values["conversations"] = [t.to_dict() for t in self.conversations]
         if self.voice or "voice" in self._order:
-            values["voice"] = self.voice[0] if k.get("voice_form") == "str" and len(self.voice) == 1 else self.voice
+            values["voice"] = (
+                self.voice[0] if k.get("voice_form") == "str" and len(self.voice) == 1 else self.voice
+            )
         if self.id is not None:
             values[k.get("id", "id")] = self.id
         if self.metadata is not None or k.get("metadata"):
@@ -252,7 +268,9 @@ class Sample:
     def audio_paths(self) -> list[str]:
         return [normalize_audio_path(v) for v in self.voice]
 
-    def effective_modality(self, hint: Modality | None = None, generic_prompts: Iterable[str] = ()) -> Modality:
+    def effective_modality(
+        self, hint: Modality | None = None, generic_prompts: Iterable[str] = ()
+    ) -> Modality:
         """The explicit `modality` field wins, then a hint (the file's folder or name), then the text."""
         if self.modality is not None:
             return self.modality
@@ -270,8 +288,11 @@ class Sample:
             out.append(RecordProblem("no-gpt-turn", "no assistant (gpt) turn"))
         n = self.n_placeholders
         if n != len(self.voice):
-            out.append(RecordProblem("placeholder-mismatch",
-                                     f"{n} <audio> placeholder(s) but {len(self.voice)} voice path(s)"))
+            out.append(
+                RecordProblem(
+                    "placeholder-mismatch", f"{n} <audio> placeholder(s) but {len(self.voice)} voice path(s)"
+                )
+            )
         if not all(v.strip() for v in self.voice):
             out.append(RecordProblem("empty-voice-path", "empty voice path"))
         return out

@@ -113,23 +113,36 @@ class CorpusStats:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "records": self.records, "invalid_records": self.invalid, "files": self.files, "errors": self.errors,
-            "by_task": self.by_task(), "by_modality": self.by_modality(), "by_category": self.by_category(),
+            "records": self.records,
+            "invalid_records": self.invalid,
+            "files": self.files,
+            "errors": self.errors,
+            "by_task": self.by_task(),
+            "by_modality": self.by_modality(),
+            "by_category": self.by_category(),
             "by_task_modality": self.by_task_modality(),
-            "counts": [{"task": t, "modality": m, "category": c, "records": n}
-                       for (t, m, c), n in sorted(self.counts.items(), key=self._sort_key)],
+            "counts": [
+                {"task": t, "modality": m, "category": c, "records": n}
+                for (t, m, c), n in sorted(self.counts.items(), key=self._sort_key)
+            ],
         }
         if self.seconds is not None:
-            out["audio"] = {"files": self.audio_files, "failed": self.audio_failed,
-                            "hours_by_task": {t: round(h, 4) for t, h in (self.hours or {}).items()},
-                            "total_hours": round(sum(self.seconds.values()) / 3600, 4)}
+            out["audio"] = {
+                "files": self.audio_files,
+                "failed": self.audio_failed,
+                "hours_by_task": {t: round(h, 4) for t, h in (self.hours or {}).items()},
+                "total_hours": round(sum(self.seconds.values()) / 3600, 4),
+            }
         return out
 
     def _sort_key(self, item: tuple[tuple[str, str, str], int]) -> tuple[int, int, int]:
         (t, m, c), _ = item
         tasks = self.tasks()
-        return (MODALITY_ORDER.index(m) if m in MODALITY_ORDER else 99,
-                CATEGORY_ORDER.index(c) if c in CATEGORY_ORDER else 99, tasks.index(t))
+        return (
+            MODALITY_ORDER.index(m) if m in MODALITY_ORDER else 99,
+            CATEGORY_ORDER.index(c) if c in CATEGORY_ORDER else 99,
+            tasks.index(t),
+        )
 
     def table(self) -> str:
         mods = [m for m in MODALITY_ORDER if m in self.by_modality()] or list(MODALITY_ORDER[:3])
@@ -142,18 +155,32 @@ class CorpusStats:
         total = self.records or 1
         for t in self.tasks():
             n = sum(tm[t].values())
-            row = [t, self.category_of(t), *(f"{tm[t].get(m, 0):,}" for m in mods), f"{n:,}", f"{100 * n / total:.1f}%"]
+            row = [
+                t,
+                self.category_of(t),
+                *(f"{tm[t].get(m, 0):,}" for m in mods),
+                f"{n:,}",
+                f"{100 * n / total:.1f}%",
+            ]
             if hours is not None:
                 row.append(f"{hours.get(t, 0.0):.2f}")
             rows.append(row)
         bm = self.by_modality()
-        foot = ["total", "", *(f"{bm.get(m, 0):,}" for m in mods), f"{self.records:,}", "100.0%" if self.records else ""]
+        foot = [
+            "total",
+            "",
+            *(f"{bm.get(m, 0):,}" for m in mods),
+            f"{self.records:,}",
+            "100.0%" if self.records else "",
+        ]
         if hours is not None:
             foot.append(f"{sum(hours.values()):.2f}")
         widths = [max(len(r[i]) for r in [head, *rows, foot]) for i in range(len(head))]
 
         def fmt(r: list[str]) -> str:
-            return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+            return "  ".join(
+                c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
 
         rule = "  ".join("-" * w for w in widths)
         lines = [fmt(head), rule, *(fmt(r) for r in rows), rule, fmt(foot), ""]
@@ -163,14 +190,24 @@ class CorpusStats:
         lines.append(f"by category: {cats or '-'}")
         lines.append(f"by modality: {modal or '-'}")
         if self.invalid:
-            lines.append(f"{self.invalid:,} record(s) skipped: not in the LLaSO schema (see `llaso data validate`)")
+            lines.append(
+                f"{self.invalid:,} record(s) skipped: not in the LLaSO schema (see `llaso data validate`)"
+            )
         if self.seconds is not None:
-            lines.append(f"audio: {self.audio_files:,} file(s) probed, {self.audio_failed:,} missing or undecodable")
+            lines.append(
+                f"audio: {self.audio_files:,} file(s) probed, {self.audio_failed:,} missing or undecodable"
+            )
         return "\n".join(lines)
 
 
-def compute_stats(paths: Iterable[str | os.PathLike[str]], *, audio_root: str | os.PathLike[str] | None = None,
-                  durations: bool = False, workers: int | None = None, progress: bool = True) -> CorpusStats:
+def compute_stats(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    audio_root: str | os.PathLike[str] | None = None,
+    durations: bool = False,
+    workers: int | None = None,
+    progress: bool = True,
+) -> CorpusStats:
     """Count records per (task, modality, category); with `durations`, also the seconds of audio per task
     (each record's audio counts toward its task; a file that cannot be probed counts as 0 s)."""
     from llaso.data.paths import AudioPathError, resolve_audio_path
@@ -246,10 +283,24 @@ def compute_stats(paths: Iterable[str | os.PathLike[str]], *, audio_root: str | 
 
 # ---- the donut -----------------------------------------------------------------------------------------------
 
-_MODALITY_COLORS = {"text_audio": "#dcbfe0", "audio_text": "#f6e2ae", "pure_audio": "#bde9df", UNKNOWN: "#dddddd"}
-_CATEGORY_COLORS = {"linguistic": "#f9c86b", "semantic": "#6f93a6", "paralinguistic": "#d89abd", UNKNOWN: "#bbbbbb"}
-_MODALITY_NAMES = {"text_audio": "text + audio", "audio_text": "audio + text", "pure_audio": "pure audio",
-                   UNKNOWN: "unknown"}
+_MODALITY_COLORS = {
+    "text_audio": "#dcbfe0",
+    "audio_text": "#f6e2ae",
+    "pure_audio": "#bde9df",
+    UNKNOWN: "#dddddd",
+}
+_CATEGORY_COLORS = {
+    "linguistic": "#f9c86b",
+    "semantic": "#6f93a6",
+    "paralinguistic": "#d89abd",
+    UNKNOWN: "#bbbbbb",
+}
+_MODALITY_NAMES = {
+    "text_audio": "text + audio",
+    "audio_text": "audio + text",
+    "pure_audio": "pure audio",
+    UNKNOWN: "unknown",
+}
 
 
 def draw_donut(stats: CorpusStats, path: str | os.PathLike[str], *, title: str = "llaso corpus") -> Path:
@@ -294,10 +345,24 @@ def draw_donut(stats: CorpusStats, path: str | os.PathLike[str], *, title: str =
     if total == 0:
         ax.text(0, 0, "no records", ha="center", va="center", fontsize=16)
     else:
-        def ring(items: list[tuple[str, int]], radius: float, width: float, colors: list[Any],
-                 label: Any, min_share: float, fontsize: float) -> None:
-            wedges, _ = ax.pie([n for _, n in items], radius=radius, colors=colors, startangle=90,
-                               counterclock=False, wedgeprops={"width": width, **edge})
+
+        def ring(
+            items: list[tuple[str, int]],
+            radius: float,
+            width: float,
+            colors: list[Any],
+            label: Any,
+            min_share: float,
+            fontsize: float,
+        ) -> None:
+            wedges, _ = ax.pie(
+                [n for _, n in items],
+                radius=radius,
+                colors=colors,
+                startangle=90,
+                counterclock=False,
+                wedgeprops={"width": width, **edge},
+            )
             import math
 
             for w, (name, n) in zip(wedges, items, strict=True):
@@ -307,31 +372,74 @@ def draw_donut(stats: CorpusStats, path: str | os.PathLike[str], *, title: str =
                 r = radius - width / 2
                 rot = (w.theta1 + w.theta2) / 2 - 90
                 rot = rot + 180 if 90 < (rot % 360) < 270 else rot
-                ax.text(r * math.cos(ang), r * math.sin(ang), label(name, n), ha="center", va="center",
-                        fontsize=fontsize, rotation=rot, rotation_mode="anchor")
+                ax.text(
+                    r * math.cos(ang),
+                    r * math.sin(ang),
+                    label(name, n),
+                    ha="center",
+                    va="center",
+                    fontsize=fontsize,
+                    rotation=rot,
+                    rotation_mode="anchor",
+                )
 
         ring(outer, 1.0, 0.22, [task_color[t] for t, _ in outer], lambda t, n: t, 0.025, 9)
-        ring(middle, 0.78, 0.2, [_CATEGORY_COLORS.get(c, "#bbbbbb") for c, _ in middle],
-             lambda c, n: c.capitalize(), 0.06, 10)
-        ring(inner, 0.58, 0.2, [_MODALITY_COLORS.get(m, "#dddddd") for m, _ in inner],
-             lambda m, n: _notation(m) + (f" {100 * n / total:.0f}%" if n / total >= 0.1 else ""), 0.03, 10)
+        ring(
+            middle,
+            0.78,
+            0.2,
+            [_CATEGORY_COLORS.get(c, "#bbbbbb") for c, _ in middle],
+            lambda c, n: c.capitalize(),
+            0.06,
+            10,
+        )
+        ring(
+            inner,
+            0.58,
+            0.2,
+            [_MODALITY_COLORS.get(m, "#dddddd") for m, _ in inner],
+            lambda m, n: _notation(m) + (f" {100 * n / total:.0f}%" if n / total >= 0.1 else ""),
+            0.03,
+            10,
+        )
         ax.text(0, 0.05, title, ha="center", va="center", fontsize=20, fontweight="bold", style="italic")
         ax.text(0, -0.1, f"{total:,} samples", ha="center", va="center", fontsize=11, color="#444444")
     import matplotlib.patches as mpatches
 
     by_task = stats.by_task()
-    handles = [mpatches.Patch(facecolor=task_color[t], label=f"{t}  {100 * by_task[t] / (total or 1):.1f}%")
-               for t in tasks]
+    handles = [
+        mpatches.Patch(facecolor=task_color[t], label=f"{t}  {100 * by_task[t] / (total or 1):.1f}%")
+        for t in tasks
+    ]
     if handles:
-        fig.legend(handles=handles, title="Task", loc="center left", bbox_to_anchor=(0.82, 0.5),
-                   frameon=False, fontsize=9, title_fontsize=11)
-    keys = [mpatches.Patch(facecolor=_MODALITY_COLORS[m], label=f"{_notation(m)} {_MODALITY_NAMES[m]}")
-            for m, _ in inner]
-    keys += [mpatches.Patch(facecolor=_CATEGORY_COLORS.get(c, "#bbbbbb"), label=c)
-             for c in CATEGORY_ORDER if any(cc == c for cc, _ in middle)]
+        fig.legend(
+            handles=handles,
+            title="Task",
+            loc="center left",
+            bbox_to_anchor=(0.82, 0.5),
+            frameon=False,
+            fontsize=9,
+            title_fontsize=11,
+        )
+    keys = [
+        mpatches.Patch(facecolor=_MODALITY_COLORS[m], label=f"{_notation(m)} {_MODALITY_NAMES[m]}")
+        for m, _ in inner
+    ]
+    keys += [
+        mpatches.Patch(facecolor=_CATEGORY_COLORS.get(c, "#bbbbbb"), label=c)
+        for c in CATEGORY_ORDER
+        if any(cc == c for cc, _ in middle)
+    ]
     if keys:
-        ax.legend(handles=keys, loc="upper left", bbox_to_anchor=(-0.05, 1.02), frameon=False, fontsize=9,
-                  title="inner: modality / middle: category", title_fontsize=9)
+        ax.legend(
+            handles=keys,
+            loc="upper left",
+            bbox_to_anchor=(-0.05, 1.02),
+            frameon=False,
+            fontsize=9,
+            title="inner: modality / middle: category",
+            title_fontsize=9,
+        )
     buf = io.BytesIO()
     try:
         fig.savefig(buf, dpi=150, bbox_inches="tight", format="png")
@@ -343,13 +451,21 @@ def draw_donut(stats: CorpusStats, path: str | os.PathLike[str], *, title: str =
 
 # ---- command line ----------------------------------------------------------------------------------------------
 
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON/JSONL files, or folders to search for them")
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="JSON/JSONL files, or folders to search for them"
+    )
     p.add_argument("--out", metavar="DIR", help="write stats.json and donut.png here")
     p.add_argument("--audio-root", metavar="DIR", help="folder the voice paths are relative to")
     p.add_argument("--durations", action="store_true", help="probe the audio and report hours per task")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="parallel audio probes (default: the number of CPUs)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="parallel audio probes (default: the number of CPUs)",
+    )
     p.add_argument("--json", action="store_true", help="print the statistics as JSON instead of a table")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -358,8 +474,13 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
         return 2
-    stats = compute_stats(args.inputs, audio_root=args.audio_root, durations=args.durations,
-                          workers=args.workers, progress=not args.no_progress and sys.stderr.isatty())
+    stats = compute_stats(
+        args.inputs,
+        audio_root=args.audio_root,
+        durations=args.durations,
+        workers=args.workers,
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
     if not stats.files:
         print("error: no .json/.jsonl files found in the inputs", file=sys.stderr)
         return 2
@@ -373,5 +494,8 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         write_json_atomic(out / "stats.json", stats.to_dict())
         draw_donut(stats, out / "donut.png")
-        print(f"wrote {out / 'stats.json'} and {out / 'donut.png'}", file=sys.stderr if args.json else sys.stdout)
+        print(
+            f"wrote {out / 'stats.json'} and {out / 'donut.png'}",
+            file=sys.stderr if args.json else sys.stdout,
+        )
     return 1 if stats.errors else 0

@@ -130,8 +130,14 @@ class Problem:
         return ":".join(where)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "record": self.record, "line": self.line, "severity": self.severity.value,
-                "code": self.code.value, "message": self.message}
+        return {
+            "file": self.file,
+            "record": self.record,
+            "line": self.line,
+            "severity": self.severity.value,
+            "code": self.code.value,
+            "message": self.message,
+        }
 
 
 @dataclass
@@ -145,8 +151,15 @@ class FileSummary:
     warnings: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "records": self.records, "task": self.task, "modality_hint": self.modality_hint,
-                "readable": self.readable, "errors": self.errors, "warnings": self.warnings}
+        return {
+            "path": self.path,
+            "records": self.records,
+            "task": self.task,
+            "modality_hint": self.modality_hint,
+            "readable": self.readable,
+            "errors": self.errors,
+            "warnings": self.warnings,
+        }
 
 
 @dataclass
@@ -168,13 +181,20 @@ class AudioStats:
         return self.total_seconds / 3600
 
     def to_dict(self) -> dict[str, Any]:
-        return {"references": self.references, "files": self.files, "ok": self.ok,
-                "total_seconds": round(self.total_seconds, 3), "total_hours": round(self.total_hours, 4),
-                "min_seconds": self.min_seconds, "median_seconds": self.median_seconds,
-                "mean_seconds": self.mean_seconds, "max_seconds": self.max_seconds,
-                "sample_rates": {str(k): v for k, v in sorted(self.sample_rates.items())},
-                "channels": {str(k): v for k, v in sorted(self.channels.items())},
-                "duration_histogram": self.duration_histogram}
+        return {
+            "references": self.references,
+            "files": self.files,
+            "ok": self.ok,
+            "total_seconds": round(self.total_seconds, 3),
+            "total_hours": round(self.total_hours, 4),
+            "min_seconds": self.min_seconds,
+            "median_seconds": self.median_seconds,
+            "mean_seconds": self.mean_seconds,
+            "max_seconds": self.max_seconds,
+            "sample_rates": {str(k): v for k, v in sorted(self.sample_rates.items())},
+            "channels": {str(k): v for k, v in sorted(self.channels.items())},
+            "duration_histogram": self.duration_histogram,
+        }
 
 
 _HIST_EDGES = (5.0, 10.0, 30.0, 60.0, 120.0, 600.0)
@@ -222,18 +242,26 @@ class ValidationReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "files": [f.to_dict() for f in self.files], "records": self.records,
+            "ok": self.ok,
+            "files": [f.to_dict() for f in self.files],
+            "records": self.records,
             "counts": {s.value: self.count(s) for s in Severity},
             "by_code": {c.value: n for c, n in sorted(self.counts.items(), key=lambda kv: kv[0].value)},
-            "problems": [p.to_dict() for p in self.problems], "omitted_problems": self.omitted,
-            "audio": self.audio.to_dict() if self.audio else None, "elapsed_seconds": round(self.elapsed, 3),
+            "problems": [p.to_dict() for p in self.problems],
+            "omitted_problems": self.omitted,
+            "audio": self.audio.to_dict() if self.audio else None,
+            "elapsed_seconds": round(self.elapsed, 3),
         }
 
     def summary(self, max_shown: int = 20) -> str:
         out = []
         rate = f" ({self.records / self.elapsed:,.0f} records/s)" if self.elapsed > 0 and self.records else ""
-        out.append(f"validated {len(self.files)} file(s), {self.records:,} record(s) in {self.elapsed:.1f} s{rate}")
-        out.append(f"errors: {self.errors:,}   warnings: {self.warnings:,}   info: {self.count(Severity.INFO):,}")
+        out.append(
+            f"validated {len(self.files)} file(s), {self.records:,} record(s) in {self.elapsed:.1f} s{rate}"
+        )
+        out.append(
+            f"errors: {self.errors:,}   warnings: {self.warnings:,}   info: {self.count(Severity.INFO):,}"
+        )
         if self.counts:
             out.append("by kind:")
             order = {s: i for i, s in enumerate(Severity)}
@@ -249,17 +277,22 @@ class ValidationReport:
             out.append(f"({self.omitted:,} more problem(s) counted but not kept; raise --max-problems)")
         a = self.audio
         if a is not None:
-            out.append(f"audio: {a.references:,} reference(s), {a.files:,} distinct file(s), {a.ok:,} decodable, "
-                       f"{a.total_hours:.2f} h in total")
+            out.append(
+                f"audio: {a.references:,} reference(s), {a.files:,} distinct file(s), {a.ok:,} decodable, "
+                f"{a.total_hours:.2f} h in total"
+            )
             if a.ok:
-                out.append(f"  duration min/median/mean/max: {a.min_seconds:.2f} / {a.median_seconds:.2f} / "
-                           f"{a.mean_seconds:.2f} / {a.max_seconds:.2f} s")
+                out.append(
+                    f"  duration min/median/mean/max: {a.min_seconds:.2f} / {a.median_seconds:.2f} / "
+                    f"{a.mean_seconds:.2f} / {a.max_seconds:.2f} s"
+                )
                 rates = ", ".join(f"{r} Hz: {n:,}" for r, n in sorted(a.sample_rates.items()))
                 out.append(f"  sample rates: {rates}")
         return "\n".join(out)
 
 
 # ---- validation ----------------------------------------------------------------------------------------------
+
 
 def _id_key(rec: dict[str, Any]) -> str | int | None:
     """The id of a raw record as `Sample` reads it. 7 and "7" are different ids: ASR files number their
@@ -303,10 +336,16 @@ class _FileIds:
     records: array[int] = field(default_factory=lambda: array("q"))
 
 
-def validate_paths(paths: Iterable[str | os.PathLike[str]], *, check_audio: bool = False,
-                   audio_root: str | os.PathLike[str] | None = None, workers: int | None = None,
-                   max_duration: float | None = DEFAULT_MAX_DURATION, progress: bool = True,
-                   max_problems: int | None = DEFAULT_MAX_PROBLEMS) -> ValidationReport:
+def validate_paths(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    check_audio: bool = False,
+    audio_root: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    max_duration: float | None = DEFAULT_MAX_DURATION,
+    progress: bool = True,
+    max_problems: int | None = DEFAULT_MAX_PROBLEMS,
+) -> ValidationReport:
     """Validate corpus files (folders are expanded to their .json/.jsonl files).
 
     `check_audio` probes every voice path (resolved against `audio_root`, or as written without one) in
@@ -337,22 +376,32 @@ def validate_paths(paths: Iterable[str | os.PathLike[str]], *, check_audio: bool
         hint = registry.modality_hint(path)
         fs.task = match.task.abbr if match else None
         fs.modality_hint = hint.value if hint else None
-        n = _scan_file(path, name, file_index, match is not None, file_ids, col, registry, audio_refs,
-                       audio_root)
+        n = _scan_file(
+            path, name, file_index, match is not None, file_ids, col, registry, audio_refs, audio_root
+        )
         fs.records = n
         report.records += n
 
     _check_duplicate_ids(files, ids, col)
     if audio_refs is not None:
-        report.audio = _check_audio(files, audio_refs, col, workers=workers, max_duration=max_duration,
-                                    progress=progress)
+        report.audio = _check_audio(
+            files, audio_refs, col, workers=workers, max_duration=max_duration, progress=progress
+        )
     report.elapsed = time.perf_counter() - t0
     return report
 
 
-def _scan_file(path: Path, name: str, file_index: int, file_has_task: bool, file_ids: _FileIds,
-               col: _Collector, registry: Registry, audio_refs: dict[str, array[int]] | None,
-               audio_root: str | os.PathLike[str] | None) -> int:
+def _scan_file(
+    path: Path,
+    name: str,
+    file_index: int,
+    file_has_task: bool,
+    file_ids: _FileIds,
+    col: _Collector,
+    registry: Registry,
+    audio_refs: dict[str, array[int]] | None,
+    audio_root: str | os.PathLike[str] | None,
+) -> int:
     """One streaming pass over a file; returns the number of records read."""
     from_record = Sample.from_record
     add = col.add
@@ -388,14 +437,23 @@ def _scan_file(path: Path, name: str, file_index: int, file_has_task: bool, file
                 if ok is None:
                     ok = known_tasks[task] = known(task)
                 if not ok:
-                    add(name, index, Code.UNKNOWN_TASK, f"task {task!r} is not in the registry (`llaso tasks list`)")
+                    add(
+                        name,
+                        index,
+                        Code.UNKNOWN_TASK,
+                        f"task {task!r} is not in the registry (`llaso tasks list`)",
+                    )
             elif not file_has_task:
                 if no_task_count == 0:
                     no_task_first = index
                 no_task_count += 1
             if s.modality is None and not any(AUDIO_PLACEHOLDER in t.value for t in s.conversations):
-                add(name, index, Code.UNDETERMINED_MODALITY,
-                    "no <audio> placeholder, so the record has no modality configuration")
+                add(
+                    name,
+                    index,
+                    Code.UNDETERMINED_MODALITY,
+                    "no <audio> placeholder, so the record has no modality configuration",
+                )
             if audio_refs is not None:
                 _add_audio_refs(s, name, file_index, index, audio_refs, audio_root, col)
     except CorpusFormatError as e:
@@ -405,9 +463,13 @@ def _scan_file(path: Path, name: str, file_index: int, file_has_task: bool, file
         col.by_file[name].readable = False
         add(name, None, Code.UNREADABLE_FILE, f"cannot read: {e}")
     if no_task_count:
-        add(name, no_task_first, Code.UNDETERMINED_TASK,
+        add(
+            name,
+            no_task_first,
+            Code.UNDETERMINED_TASK,
             f"the task of {no_task_count:,} record(s) cannot be determined: no 'task' field and the file "
-            f"name matches no task in the registry (first at record {no_task_first})")
+            f"name matches no task in the registry (first at record {no_task_first})",
+        )
     return n
 
 
@@ -417,8 +479,15 @@ def _add_format_error(col: _Collector, name: str, e: CorpusFormatError) -> None:
     col.add(name, e.record, code, msg, line=e.line)
 
 
-def _add_audio_refs(s: Sample, name: str, file_index: int, index: int, audio_refs: dict[str, array[int]],
-                    audio_root: str | os.PathLike[str] | None, col: _Collector) -> None:
+def _add_audio_refs(
+    s: Sample,
+    name: str,
+    file_index: int,
+    index: int,
+    audio_refs: dict[str, array[int]],
+    audio_root: str | os.PathLike[str] | None,
+    col: _Collector,
+) -> None:
     from llaso.data.paths import AudioPathError, resolve_audio_path
 
     ref = (file_index << _REF_SHIFT) | index
@@ -504,22 +573,37 @@ def _check_duplicate_ids(files: Sequence[Path], ids: Sequence[_FileIds], col: _C
                     if j is None:
                         first[sid] = i
                     else:
-                        col.add(name, i, Code.DUPLICATE_ID,
-                                f"duplicate id {_show_id(sid)} (first at record {j} of this file)")
+                        col.add(
+                            name,
+                            i,
+                            Code.DUPLICATE_ID,
+                            f"duplicate id {_show_id(sid)} (first at record {j} of this file)",
+                        )
                 if is_x and sid not in in_this:
                     in_this.add(sid)
                     other = seen.get(sid)
                     if other is None:
                         seen[sid] = (fi, i)
                     elif other[0] != fi:
-                        col.add(name, i, Code.DUPLICATE_ID_ACROSS_FILES,
-                                f"id {_show_id(sid)} also appears in {files[other[0]]} (record {other[1]})")
+                        col.add(
+                            name,
+                            i,
+                            Code.DUPLICATE_ID_ACROSS_FILES,
+                            f"id {_show_id(sid)} also appears in {files[other[0]]} (record {other[1]})",
+                        )
         except CorpusFormatError:
             pass  # already reported; candidates up to the error are confirmed
 
 
-def _check_audio(files: Sequence[Path], audio_refs: dict[str, array[int]], col: _Collector, *,
-                 workers: int | None, max_duration: float | None, progress: bool) -> AudioStats:
+def _check_audio(
+    files: Sequence[Path],
+    audio_refs: dict[str, array[int]],
+    col: _Collector,
+    *,
+    workers: int | None,
+    max_duration: float | None,
+    progress: bool,
+) -> AudioStats:
     import numpy as np
 
     from llaso.data.audio import TARGET_SAMPLE_RATE, AudioError, AudioErrorKind, probe_many
@@ -551,12 +635,18 @@ def _check_audio(files: Sequence[Path], audio_refs: dict[str, array[int]], col: 
         if res.is_silent:
             report(path, Code.AUDIO_SILENT, f"{path}: silent audio (peak {res.peak_db:.0f} dBFS)")
         if max_duration is not None and res.duration > max_duration:
-            report(path, Code.AUDIO_TOO_LONG,
-                   f"{path}: {res.duration:.1f} s is longer than {max_duration:g} s (the model keeps "
-                   f"{max_duration:g} s at most)")
+            report(
+                path,
+                Code.AUDIO_TOO_LONG,
+                f"{path}: {res.duration:.1f} s is longer than {max_duration:g} s (the model keeps "
+                f"{max_duration:g} s at most)",
+            )
         if res.sample_rate != TARGET_SAMPLE_RATE:
-            report(path, Code.AUDIO_SAMPLE_RATE,
-                   f"{path}: sample rate {res.sample_rate} Hz, not {TARGET_SAMPLE_RATE} (resampled on load)")
+            report(
+                path,
+                Code.AUDIO_SAMPLE_RATE,
+                f"{path}: sample rate {res.sample_rate} Hz, not {TARGET_SAMPLE_RATE} (resampled on load)",
+            )
     if durations:
         d = np.frombuffer(durations, dtype=np.float64)
         stats.total_seconds = float(d.sum())
@@ -571,21 +661,42 @@ def _check_audio(files: Sequence[Path], audio_refs: dict[str, array[int]], col: 
 
 # ---- command line ----------------------------------------------------------------------------------------------
 
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON/JSONL files, or folders to search for them")
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="JSON/JSONL files, or folders to search for them"
+    )
     p.add_argument("--check-audio", action="store_true", help="probe every audio file (decode it fully)")
-    p.add_argument("--audio-root", metavar="DIR",
-                   help="folder the voice paths are relative to (implies --check-audio); paths leaving it are errors")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="parallel audio probes (default: the number of CPUs)")
-    p.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION, metavar="SEC",
-                   help=f"longest acceptable audio in seconds (default {DEFAULT_MAX_DURATION:g} = 20 x 30 s windows)")
+    p.add_argument(
+        "--audio-root",
+        metavar="DIR",
+        help="folder the voice paths are relative to (implies --check-audio); paths leaving it are errors",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="parallel audio probes (default: the number of CPUs)",
+    )
+    p.add_argument(
+        "--max-duration",
+        type=float,
+        default=DEFAULT_MAX_DURATION,
+        metavar="SEC",
+        help=f"longest acceptable audio in seconds (default {DEFAULT_MAX_DURATION:g} = 20 x 30 s windows)",
+    )
     p.add_argument("--report", metavar="PATH", help="write every problem, the counts and audio stats as JSON")
     p.add_argument("--strict", action="store_true", help="warnings fail too (exit code 1)")
     p.add_argument("--show", type=int, default=20, metavar="N", help="problems listed on stdout (default 20)")
-    p.add_argument("--max-problems", type=int, default=DEFAULT_MAX_PROBLEMS, metavar="N",
-                   help=f"problems kept in detail for the report (default {DEFAULT_MAX_PROBLEMS:,}; 0 = all); "
-                        "counts are always exact")
+    p.add_argument(
+        "--max-problems",
+        type=int,
+        default=DEFAULT_MAX_PROBLEMS,
+        metavar="N",
+        help=f"problems kept in detail for the report (default {DEFAULT_MAX_PROBLEMS:,}; 0 = all); "
+        "counts are always exact",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -598,7 +709,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     check_audio = bool(args.check_audio or args.audio_root)
     report = validate_paths(
-        args.inputs, check_audio=check_audio, audio_root=args.audio_root, workers=args.workers,
+        args.inputs,
+        check_audio=check_audio,
+        audio_root=args.audio_root,
+        workers=args.workers,
         max_duration=args.max_duration if args.max_duration > 0 else None,
         progress=not args.no_progress and sys.stderr.isatty(),
         max_problems=args.max_problems if args.max_problems > 0 else None,

@@ -35,31 +35,54 @@ EXAMPLES = """\
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="PRED", help="prediction files or folders")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder for the reports")
-    p.add_argument("--name", action="append", metavar="SYSTEM",
-                   help="system name (default: the folder or file name); with --compare, once per input")
+    p.add_argument(
+        "--name",
+        action="append",
+        metavar="SYSTEM",
+        help="system name (default: the folder or file name); with --compare, once per input",
+    )
     p.add_argument("--compare", action="store_true", help="each input is one system; write a leaderboard")
-    p.add_argument("--numeric-policy", choices=("exclude", "worst"), default="exclude",
-                   help="unparsable numeric answers (PP, AC age): excluded from the MAE (the original) or "
-                        "counted as the worst error in the label range (default: %(default)s)")
-    p.add_argument("--normalization", choices=("absolute", "ratio_to_best"), default="absolute",
-                   help="which normalized score is the headline `normalized_score` (default: %(default)s)")
+    p.add_argument(
+        "--numeric-policy",
+        choices=("exclude", "worst"),
+        default="exclude",
+        help="unparsable numeric answers (PP, AC age): excluded from the MAE (the original) or "
+        "counted as the worst error in the label range (default: %(default)s)",
+    )
+    p.add_argument(
+        "--normalization",
+        choices=("absolute", "ratio_to_best"),
+        default="absolute",
+        help="which normalized score is the headline `normalized_score` (default: %(default)s)",
+    )
     p.add_argument("--workers", type=int, default=None, help="processes for the ASR text normalizer")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     j = p.add_argument_group("judge")
-    j.add_argument("--judge-url", metavar="URL", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    j.add_argument(
+        "--judge-url", metavar="URL", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"
+    )
     j.add_argument("--judge-model", metavar="MODEL", help="judge model name")
-    j.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", metavar="VAR",
-                   help="environment variable holding the API key (default: %(default)s; never logged)")
+    j.add_argument(
+        "--judge-api-key-env",
+        default="OPENAI_API_KEY",
+        metavar="VAR",
+        help="environment variable holding the API key (default: %(default)s; never logged)",
+    )
     j.add_argument("--judge-temperature", type=float, default=0.0)
     j.add_argument("--judge-concurrency", type=int, default=4)
     j.add_argument("--judge-retries", type=int, default=5)
     j.add_argument("--judge-timeout", type=float, default=60.0)
     j.add_argument("--judge-cache", type=Path, metavar="DIR", help="on-disk judge cache (survives restarts)")
-    j.add_argument("--import-judge", type=Path, metavar="DIR",
-                   help="original judge records (gpt_result/*.jsonl) to reuse; with --compare, DIR/<system>/"
-                        "gpt_result is used when it exists")
-    j.add_argument("--no-published-judge", action="store_true",
-                   help="ignore a system folder's own gpt_result/ records")
+    j.add_argument(
+        "--import-judge",
+        type=Path,
+        metavar="DIR",
+        help="original judge records (gpt_result/*.jsonl) to reuse; with --compare, DIR/<system>/"
+        "gpt_result is used when it exists",
+    )
+    j.add_argument(
+        "--no-published-judge", action="store_true", help="ignore a system folder's own gpt_result/ records"
+    )
 
 
 def _judge_backend(args: argparse.Namespace) -> object | None:
@@ -69,10 +92,18 @@ def _judge_backend(args: argparse.Namespace) -> object | None:
         raise ValueError("--judge-url and --judge-model go together")
     from llaso.evaluate.judge import JudgeConfig, LlmJudge
 
-    return LlmJudge(JudgeConfig(
-        base_url=args.judge_url, model=args.judge_model, api_key_env=args.judge_api_key_env,
-        temperature=args.judge_temperature, max_concurrency=args.judge_concurrency,
-        max_retries=args.judge_retries, timeout=args.judge_timeout, cache_dir=args.judge_cache))
+    return LlmJudge(
+        JudgeConfig(
+            base_url=args.judge_url,
+            model=args.judge_model,
+            api_key_env=args.judge_api_key_env,
+            temperature=args.judge_temperature,
+            max_concurrency=args.judge_concurrency,
+            max_retries=args.judge_retries,
+            timeout=args.judge_timeout,
+            cache_dir=args.judge_cache,
+        )
+    )
 
 
 def _import_dir(base: Path | None, name: str, compare: bool) -> Path | None:
@@ -91,7 +122,9 @@ def run(args: argparse.Namespace) -> int:
     from llaso.tasks.registry import load_registry
 
     registry = load_registry()
-    options = ScoreOptions(numeric_policy=args.numeric_policy, progress=not args.no_progress, workers=args.workers)
+    options = ScoreOptions(
+        numeric_policy=args.numeric_policy, progress=not args.no_progress, workers=args.workers
+    )
     groups = [[x] for x in args.inputs] if args.compare else [list(args.inputs)]
     names = args.name or []
     if names and len(names) != len(groups):
@@ -101,8 +134,15 @@ def run(args: argparse.Namespace) -> int:
     for i, inputs in enumerate(groups):
         first = Path(inputs[0])
         name = names[i] if names else (first.name if first.is_dir() else first.stem)
-        system = score_system(inputs, registry, name, judge_records=_import_dir(args.import_judge, name, args.compare),
-                              backend=backend, use_published=not args.no_published_judge, options=options)
+        system = score_system(
+            inputs,
+            registry,
+            name,
+            judge_records=_import_dir(args.import_judge, name, args.compare),
+            backend=backend,
+            use_published=not args.no_published_judge,
+            options=options,
+        )
         msg = f"{name}: {len(system.files)} file(s) scored; judge: {system.judge}"
         if system.judge == "published records":
             msg += f" from {system.judge_metadata.get('source')}"

@@ -66,16 +66,21 @@ def load_published(directory: Path) -> JudgeScores:
         errs = {int(i): str(r.error) for i, r in results.items() if r.error}
         if errs:
             errors[key] = errs
-    return JudgeScores(PUBLISHED, scores, errors, {"source": str(directory), "model": "gpt-4o-mini (original release)"})
+    return JudgeScores(
+        PUBLISHED, scores, errors, {"source": str(directory), "model": "gpt-4o-mini (original release)"}
+    )
 
 
-def run_llm_judge(backend: JudgeBackend, requests: Sequence[tuple[str, int, str, str, str]],
-                  progress: bool = True) -> JudgeScores:
+def run_llm_judge(
+    backend: JudgeBackend, requests: Sequence[tuple[str, int, str, str, str]], progress: bool = True
+) -> JudgeScores:
     """Score (file name, index, question, reference, prediction) requests with an LLM judge."""
     from llaso.evaluate.judge import JudgeItem
 
-    items = [JudgeItem(item_key=f"{fname}#{idx}", question=q, reference=ref, prediction=pred)
-             for fname, idx, q, ref, pred in requests]
+    items = [
+        JudgeItem(item_key=f"{fname}#{idx}", question=q, reference=ref, prediction=pred)
+        for fname, idx, q, ref, pred in requests
+    ]
     results = backend.score(items, progress=progress) if items else []
     out = JudgeScores(LLM, metadata=dict(backend.metadata()))
     for (fname, idx, *_), res in zip(requests, results, strict=True):

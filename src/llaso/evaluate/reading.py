@@ -143,7 +143,9 @@ def read_prediction_file(path: Path, registry: Registry, display: str | None = N
             if r.reference is None:
                 r.problem = f"{name}, record {index}: no reference (gpt) turn"
             elif r.prediction is None:
-                r.problem = f"{name}, record {index}: no prediction (answer/result/prediction missing or null)"
+                r.problem = (
+                    f"{name}, record {index}: no prediction (answer/result/prediction missing or null)"
+                )
             elif not r.prediction.strip():
                 r.problem = f"{name}, record {index}: empty prediction"
             g.records.append(r)
@@ -159,6 +161,9 @@ def read_prediction_file(path: Path, registry: Registry, display: str | None = N
             g.name = f"{name}#{abbr}" if abbr else f"{name}#unknown"
     for g in groups.values():
         if g.task is None:
-            g.problems.insert(0, f"{name}: unknown task: the file name matches no task pattern in the registry "
-                                 "and the records have no 'task' field")
+            g.problems.insert(
+                0,
+                f"{name}: unknown task: the file name matches no task pattern in the registry "
+                "and the records have no 'task' field",
+            )
     return list(groups.values())

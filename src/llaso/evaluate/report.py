@@ -15,14 +15,20 @@ from typing import Any
 from llaso.evaluate.scoring import NORMALIZERS, ScoreOptions, SystemScore
 from llaso.tasks.registry import Registry
 
-FORMULA_NOTE = ("The paper's exact normalized-score formula is not public (REFERENCE §6.3); these are this "
-                "project's documented choices and do not reproduce the paper's 0.72.")
-COMPAT_NOTE = ("llaso-compat: the original scripts' rules (WER without normalization and with reference and "
-               "hypothesis swapped; substring label matching with labels taken from the file), shown for "
-               "comparison with the paper.")
+FORMULA_NOTE = (
+    "The paper's exact normalized-score formula is not public (REFERENCE §6.3); these are this "
+    "project's documented choices and do not reproduce the paper's 0.72."
+)
+COMPAT_NOTE = (
+    "llaso-compat: the original scripts' rules (WER without normalization and with reference and "
+    "hypothesis swapped; substring label matching with labels taken from the file), shown for "
+    "comparison with the paper."
+)
 
 
-def results_document(systems: Sequence[SystemScore], options: ScoreOptions, normalization: str) -> dict[str, Any]:
+def results_document(
+    systems: Sequence[SystemScore], options: ScoreOptions, normalization: str
+) -> dict[str, Any]:
     """The content of results.json."""
     from llaso import __version__
     from llaso.evaluate.metrics.text_metrics import versions
@@ -102,15 +108,27 @@ def _rows(systems: Sequence[SystemScore], registry: Registry) -> tuple[list[str]
     for t in registry:
         if any(t.abbr in s.tasks for s in systems):
             rows.append([f"{t.abbr} ({t.category})", *[task_cell(s.tasks.get(t.abbr)) for s in systems]])
-    rows.append(["abstention, pooled closed files (compat)",
-                 *[f"{pct(s.abstention.get('abstention_rate'))} ({pct(s.abstention.get('abstention_rate_compat'))})"
-                   for s in systems]])
+    rows.append(
+        [
+            "abstention, pooled closed files (compat)",
+            *[
+                f"{pct(s.abstention.get('abstention_rate'))} ({pct(s.abstention.get('abstention_rate_compat'))})"
+                for s in systems
+            ],
+        ]
+    )
     for cat in ("linguistic", "semantic", "paralinguistic"):
-        rows.append([f"normalized: {cat}", *[num(s.categories.get(cat, {}).get("normalized"), 3) for s in systems]])
+        rows.append(
+            [f"normalized: {cat}", *[num(s.categories.get(cat, {}).get("normalized"), 3) for s in systems]]
+        )
     for mod, notation in (("text_audio", "(t,a)"), ("audio_text", "(a,t)"), ("pure_audio", "(a)")):
         if any(mod in s.configurations for s in systems):
-            rows.append([f"normalized: {notation}", *[num(s.configurations.get(mod, {}).get("normalized"), 3)
-                                                      for s in systems]])
+            rows.append(
+                [
+                    f"normalized: {notation}",
+                    *[num(s.configurations.get(mod, {}).get("normalized"), 3) for s in systems],
+                ]
+            )
     rows.append(["**normalized score (absolute)**", *[f"**{num(s.normalized_score, 3)}**" for s in systems]])
     if len(systems) > 1:
         rows.append(["normalized score (ratio to best)", *[num(s.ratio_to_best_score, 3) for s in systems]])
@@ -118,11 +136,19 @@ def _rows(systems: Sequence[SystemScore], registry: Registry) -> tuple[list[str]
 
 
 def notes(systems: Sequence[SystemScore], options: ScoreOptions) -> list[str]:
-    out = [f"{s.name}: judge = {s.judge}" + (f" ({s.judge_metadata.get('model')})" if s.judge_metadata.get("model")
-                                           else "") for s in systems]
-    out.append(f"Unparsable numeric answers: policy `{options.numeric_policy}` "
-               + ("(excluded from the MAE, as the original; their count is shown)"
-                  if options.numeric_policy == "exclude" else "(counted as the worst error within the label range)"))
+    out = [
+        f"{s.name}: judge = {s.judge}"
+        + (f" ({s.judge_metadata.get('model')})" if s.judge_metadata.get("model") else "")
+        for s in systems
+    ]
+    out.append(
+        f"Unparsable numeric answers: policy `{options.numeric_policy}` "
+        + (
+            "(excluded from the MAE, as the original; their count is shown)"
+            if options.numeric_policy == "exclude"
+            else "(counted as the worst error within the label range)"
+        )
+    )
     if any("reference_f1" in r and "judge_score" not in r for s in systems for r in s.tasks.values()):
         out.append("† reference-based score (token F1), not comparable with judge scores.")
     out += [COMPAT_NOTE, FORMULA_NOTE]
@@ -162,8 +188,11 @@ def radar_png(systems: Sequence[SystemScore], registry: Registry, key: str) -> b
     ax.set_xticks(angles)
     ax.set_xticklabels(abbrs)
     ax.set_ylim(0, 1)
-    ax.set_title("per-task " + ("ratio to the best system" if key == "ratio_to_best" else
-                                "normalized score (absolute mapping)"), pad=20)
+    ax.set_title(
+        "per-task "
+        + ("ratio to the best system" if key == "ratio_to_best" else "normalized score (absolute mapping)"),
+        pad=20,
+    )
     ax.legend(loc="upper right", bbox_to_anchor=(1.25, 1.1), fontsize="small")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
@@ -180,8 +209,13 @@ def html_report(systems: Sequence[SystemScore], registry: Registry, options: Sco
         x = x.strip("*")
         return f"<{tag}>{'<b>' if bold else ''}{esc(x)}{'</b>' if bold else ''}</{tag}>"
 
-    table = ("<table><thead><tr>" + "".join(cell(h, "th") for h in header) + "</tr></thead><tbody>"
-             + "".join("<tr>" + "".join(cell(c) for c in r) + "</tr>" for r in rows) + "</tbody></table>")
+    table = (
+        "<table><thead><tr>"
+        + "".join(cell(h, "th") for h in header)
+        + "</tr></thead><tbody>"
+        + "".join("<tr>" + "".join(cell(c) for c in r) + "</tr>" for r in rows)
+        + "</tbody></table>"
+    )
     img = base64.b64encode(png).decode("ascii")
     problems = [f"{s.name}: {p}" for s in systems for p in s.problems][:200]
     return f"""<!DOCTYPE html>
@@ -191,22 +225,31 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 </head><body>
 <h1>LLaSO-Eval results</h1>
 {table}
-<ul>{''.join(f'<li>{esc(n)}</li>' for n in notes(systems, options))}</ul>
+<ul>{"".join(f"<li>{esc(n)}</li>" for n in notes(systems, options))}</ul>
 <h2>Radar</h2>
 <img alt="radar chart of per-task scores" src="data:image/png;base64,{img}">
-{'<h2>Problems</h2><ul>' + ''.join(f'<li>{esc(p)}</li>' for p in problems) + '</ul>' if problems else ''}
+{"<h2>Problems</h2><ul>" + "".join(f"<li>{esc(p)}</li>" for p in problems) + "</ul>" if problems else ""}
 </body></html>
 """
 
 
-def write_reports(out_dir: Path, systems: Sequence[SystemScore], registry: Registry, options: ScoreOptions,
-                  normalization: str = "absolute") -> dict[str, Path]:
+def write_reports(
+    out_dir: Path,
+    systems: Sequence[SystemScore],
+    registry: Registry,
+    options: ScoreOptions,
+    normalization: str = "absolute",
+) -> dict[str, Path]:
     """Write results.json, results.md, report.html and radar.png into `out_dir`."""
     from llaso.data.jsonio import write_bytes_atomic, write_json_atomic
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out_dir / "results.json", "markdown": out_dir / "results.md",
-             "html": out_dir / "report.html", "radar": out_dir / "radar.png"}
+    paths = {
+        "json": out_dir / "results.json",
+        "markdown": out_dir / "results.md",
+        "html": out_dir / "report.html",
+        "radar": out_dir / "radar.png",
+    }
     write_json_atomic(paths["json"], results_document(systems, options, normalization))
     write_bytes_atomic(paths["markdown"], markdown_report(systems, registry, options))
     key = "ratio_to_best" if len(systems) > 1 else "normalized"  # the seed radar compares systems

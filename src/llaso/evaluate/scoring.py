@@ -132,8 +132,12 @@ def _round(x: float | None, nd: int = 6) -> float | None:
     return None if x is None else round(x, nd)
 
 
-def score_group(group: FileGroup, judge: dict[int, int | None] | None, options: ScoreOptions,
-                normalized: Callable[[], list[str]] | None = None) -> FileScore:
+def score_group(
+    group: FileGroup,
+    judge: dict[int, int | None] | None,
+    options: ScoreOptions,
+    normalized: Callable[[], list[str]] | None = None,
+) -> FileScore:
     """All metrics of one file group (no aggregation).
 
     `normalized`, for transcripts: a function returning the normalized references followed by the normalized
@@ -141,18 +145,27 @@ def score_group(group: FileGroup, judge: dict[int, int | None] | None, options: 
     """
     task, source = group.task, group.source
     conf = group.configuration
-    fs = FileScore(file=group.name, task=task.abbr if task else None, source=source.name if source else None,
-                   category=task.category if task else None, configuration=conf.value if conf else None,
-                   n=len(group.records), problems=list(group.problems))
+    fs = FileScore(
+        file=group.name,
+        task=task.abbr if task else None,
+        source=source.name if source else None,
+        category=task.category if task else None,
+        configuration=conf.value if conf else None,
+        n=len(group.records),
+        problems=list(group.problems),
+    )
     recs = group.records
     fs.invalid_records = sum(r.reference is None for r in recs)
     fs.missing_predictions = sum(r.reference is not None and r.missing_prediction for r in recs)
     missing_examples = [r.problem for r in recs if r.reference is not None and r.problem][:5]
     if fs.missing_predictions:
         more = fs.missing_predictions - len(missing_examples)
-        fs.problems.append(f"{group.name}: {fs.missing_predictions} record(s) without a usable prediction, "
-                           f"counted as wrong/abstained: " + "; ".join(x for x in missing_examples if x)
-                           + (f"; and {more} more" if more > 0 else ""))
+        fs.problems.append(
+            f"{group.name}: {fs.missing_predictions} record(s) without a usable prediction, "
+            f"counted as wrong/abstained: "
+            + "; ".join(x for x in missing_examples if x)
+            + (f"; and {more} more" if more > 0 else "")
+        )
     if group.read_error:
         fs.details["read_error"] = group.read_error
     if task is None or not recs:
@@ -172,15 +185,20 @@ def score_group(group: FileGroup, judge: dict[int, int | None] | None, options: 
     if answer_type == "transcript":
         from llaso.evaluate.metrics.text_metrics import _error_rate, normalize_many
 
-        both = normalized() if normalized else normalize_many(transcript_texts(group), workers=options.workers)
-        nrefs, nhyps = both[: len(refs)], both[len(refs):]
+        both = (
+            normalized() if normalized else normalize_many(transcript_texts(group), workers=options.workers)
+        )
+        nrefs, nhyps = both[: len(refs)], both[len(refs) :]
         w = _error_rate(nrefs, nhyps, "word")
         c = _error_rate([" ".join(x.split()) for x in nrefs], [" ".join(x.split()) for x in nhyps], "char")
         wc = _error_rate(preds_s, refs, "word")
         m.update(wer=w.rate, wer_mean_utterance=w.mean_utterance, cer=c.rate, wer_compat=wc.rate)
         fs.details["wer"] = asdict(w)
-        fs.details["wer_compat"] = {**asdict(wc), "note": "original script: no normalization, reference and "
-                                    "hypothesis swapped (the model answer is the reference)"}
+        fs.details["wer_compat"] = {
+            **asdict(wc),
+            "note": "original script: no normalization, reference and "
+            "hypothesis swapped (the model answer is the reference)",
+        }
     elif answer_type == "phonemes":
         from llaso.evaluate.metrics.phoneme import char_error_rate_ipa, phone_error_rate
 
@@ -191,26 +209,39 @@ def score_group(group: FileGroup, judge: dict[int, int | None] | None, options: 
     elif answer_type == "label":
         ls, unknown = _label_set(task, source, refs)
         if unknown:
-            fs.problems.append(f"{group.name}: reference label(s) not in the registry's label set, added: "
-                               + ", ".join(map(repr, unknown[:10])))
+            fs.problems.append(
+                f"{group.name}: reference label(s) not in the registry's label set, added: "
+                + ", ".join(map(repr, unknown[:10]))
+            )
         res = closed.closed_scores(refs, preds, ls)
         ab_c, _ = closed.compat_abstention(refs, preds)
         # invalid records (no reference) stay in the denominator as wrong and abstained
         n_all = res.n + fs.invalid_records
-        m.update(accuracy=res.correct / n_all if n_all else 0.0,
-                 accuracy_compat=closed.compat_accuracy(refs, preds) * res.n / n_all if n_all else 0.0,
-                 abstention_rate=(res.abstained + fs.invalid_records) / n_all if n_all else 0.0,
-                 abstention_rate_compat=(ab_c + fs.invalid_records) / n_all if n_all else 0.0)
-        fs.details["closed"] = {"correct": res.correct, "abstained": res.abstained + fs.invalid_records,
-                                "abstained_compat": ab_c + fs.invalid_records, "labels": list(ls.labels),
-                                "confusion": res.confusion}
+        m.update(
+            accuracy=res.correct / n_all if n_all else 0.0,
+            accuracy_compat=closed.compat_accuracy(refs, preds) * res.n / n_all if n_all else 0.0,
+            abstention_rate=(res.abstained + fs.invalid_records) / n_all if n_all else 0.0,
+            abstention_rate_compat=(ab_c + fs.invalid_records) / n_all if n_all else 0.0,
+        )
+        fs.details["closed"] = {
+            "correct": res.correct,
+            "abstained": res.abstained + fs.invalid_records,
+            "abstained_compat": ab_c + fs.invalid_records,
+            "labels": list(ls.labels),
+            "confusion": res.confusion,
+        }
     elif answer_type == "number":
         rng = source.range if source and source.range else numeric.VALID_RANGE
         words = numeric.AGE_WORDS if task.abbr == "AC" else None
-        res_n = numeric.mean_absolute_error(refs, preds, policy=options.numeric_policy, label_range=rng,
-                                            words=words)
-        m.update(mae=res_n.mae, unparsable=res_n.unparsable + fs.invalid_records,
-                 out_of_range=res_n.out_of_range, mae_parsable=res_n.mae_parsable)
+        res_n = numeric.mean_absolute_error(
+            refs, preds, policy=options.numeric_policy, label_range=rng, words=words
+        )
+        m.update(
+            mae=res_n.mae,
+            unparsable=res_n.unparsable + fs.invalid_records,
+            out_of_range=res_n.out_of_range,
+            mae_parsable=res_n.mae_parsable,
+        )
         fs.details["numeric"] = {**asdict(res_n), "label_range": list(rng)}
 
     if "slot_f1" in metrics:
@@ -218,7 +249,11 @@ def score_group(group: FileGroup, judge: dict[int, int | None] | None, options: 
         m.update(slot_f1=sr.f1, slot_precision=sr.precision, slot_recall=sr.recall)
     if "pronunciation" in metrics:
         word_level = "word" in group.name.lower() or task.abbr == "PSWL"
-        pr = pronunciation.word_scores(refs, preds) if word_level else pronunciation.sentence_scores(refs, preds)
+        pr = (
+            pronunciation.word_scores(refs, preds)
+            if word_level
+            else pronunciation.sentence_scores(refs, preds)
+        )
         m["pronunciation"] = pr.exact_mean
         for fname, f_score in pr.fields.items():
             m[f"{fname}_exact"] = f_score.exact
@@ -232,13 +267,17 @@ def score_group(group: FileGroup, judge: dict[int, int | None] | None, options: 
                 m[JUDGED] = sum(scored_vals) / len(scored_vals)
                 m["judge_n"] = len(scored_vals)
             if len(scored_vals) < len(recs):
-                fs.problems.append(f"{group.name}: {len(recs) - len(scored_vals)} of {len(recs)} record(s) "
-                                   "have no judge score")
+                fs.problems.append(
+                    f"{group.name}: {len(recs) - len(scored_vals)} of {len(recs)} record(s) "
+                    "have no judge score"
+                )
         if all(x == JUDGED for x in metrics):
             # always computed (cheap): the fallback without a judge, and what ratio-to-best compares when
             # only some systems of a run have judge scores
             rs = reference_text.reference_scores(refs, preds)
-            m.update(reference_f1=rs.token_f1 * len(refs) / fs.n, reference_rouge_l=rs.rouge_l * len(refs) / fs.n)
+            m.update(
+                reference_f1=rs.token_f1 * len(refs) / fs.n, reference_rouge_l=rs.rouge_l * len(refs) / fs.n
+            )
             fs.details["reference_based"] = reference_text.LABEL
 
     fs.metrics = {k: _round(v) if isinstance(v, float) else v for k, v in m.items()}
@@ -248,14 +287,21 @@ def score_group(group: FileGroup, judge: dict[int, int | None] | None, options: 
     for name in order:
         if fs.metrics.get(name) is not None:
             fs.primary = name
-            fs.normalized = _round(absolute_value(name, float(fs.metrics[name]), source.range if source else None))
+            fs.normalized = _round(
+                absolute_value(name, float(fs.metrics[name]), source.range if source else None)
+            )
             break
     return fs
 
 
 # ---- a system ----------------------------------------------------------------------------------------
-def score_files(paths: Sequence[Path], registry: Registry, judge_for: Callable[[list[FileGroup]], JudgeScores],
-                options: ScoreOptions, name: str = "system") -> tuple[list[FileScore], JudgeScores]:
+def score_files(
+    paths: Sequence[Path],
+    registry: Registry,
+    judge_for: Callable[[list[FileGroup]], JudgeScores],
+    options: ScoreOptions,
+    name: str = "system",
+) -> tuple[list[FileScore], JudgeScores]:
     """Read and score files; `judge_for(groups)` supplies judge scores for the groups that need them."""
     from tqdm import tqdm
 
@@ -265,8 +311,11 @@ def score_files(paths: Sequence[Path], registry: Registry, judge_for: Callable[[
     from llaso.evaluate.metrics.text_metrics import start_normalizing
 
     # The text normalizer is the slow part: start it first, on worker processes, and score the rest meanwhile.
-    early = {i: start_normalizing(transcript_texts(g), options.workers) for i, g in enumerate(groups)
-             if _answer_type(g) == "transcript"}
+    early = {
+        i: start_normalizing(transcript_texts(g), options.workers)
+        for i, g in enumerate(groups)
+        if _answer_type(g) == "transcript"
+    }
     judge = judge_for(groups)
     out: dict[int, FileScore] = {}
     order = [i for i in range(len(groups)) if i not in early] + list(early)
@@ -332,8 +381,11 @@ def aggregate(system: SystemScore, registry: Registry) -> None:
     system.tasks = tasks
     cats: dict[str, dict[str, Any]] = {}
     for cat in CATEGORIES:
-        vals = [row["normalized"] for abbr, row in tasks.items()
-                if registry.get(abbr).category == cat and row["normalized"] is not None]
+        vals = [
+            row["normalized"]
+            for abbr, row in tasks.items()
+            if registry.get(abbr).category == cat and row["normalized"] is not None
+        ]
         if vals:
             cats[cat] = {"normalized": _round(_mean(vals)), "tasks": len(vals)}
     system.categories = cats
@@ -342,21 +394,33 @@ def aggregate(system: SystemScore, registry: Registry) -> None:
         files = [f for f in system.files if f.configuration == mod.value and f.scored]
         if not files:
             continue
-        entry: dict[str, Any] = {"notation": mod.notation, "files": len(files),
-                                 "normalized": _round(_mean([f.normalized for f in files if f.normalized is not None]))}
+        entry: dict[str, Any] = {
+            "notation": mod.notation,
+            "files": len(files),
+            "normalized": _round(_mean([f.normalized for f in files if f.normalized is not None])),
+        }
         judged = [f.metrics[JUDGED] for f in files if f.metrics.get(JUDGED) is not None and f.task == "AQA"]
         if judged:
             entry["aqa_judge_score"] = _round(_mean(judged))
         confs[mod.value] = entry
     system.configurations = confs
-    closed_files = [f for f in system.files if "abstention_rate" in f.metrics and _in_abstention_pool(f, registry)]
+    closed_files = [
+        f for f in system.files if "abstention_rate" in f.metrics and _in_abstention_pool(f, registry)
+    ]
     n = sum(f.n for f in closed_files)
     ab = sum(f.details["closed"]["abstained"] for f in closed_files)
     ab_c = sum(f.details["closed"]["abstained_compat"] for f in closed_files)
-    system.abstention = {"files": len(closed_files), "n": n, "abstained": ab, "abstained_compat": ab_c,
-                         "abstention_rate": _round(ab / n) if n else None,
-                         "abstention_rate_compat": _round(ab_c / n) if n else None}
-    system.normalized_score = _round(_mean([r["normalized"] for r in tasks.values() if r["normalized"] is not None]))
+    system.abstention = {
+        "files": len(closed_files),
+        "n": n,
+        "abstained": ab,
+        "abstained_compat": ab_c,
+        "abstention_rate": _round(ab / n) if n else None,
+        "abstention_rate_compat": _round(ab_c / n) if n else None,
+    }
+    system.normalized_score = _round(
+        _mean([r["normalized"] for r in tasks.values() if r["normalized"] is not None])
+    )
 
 
 def _in_abstention_pool(f: FileScore, registry: Registry) -> bool:
@@ -395,8 +459,9 @@ def apply_ratio_to_best(systems: Sequence[SystemScore], registry: Registry) -> N
         for abbr, row in s.tasks.items():
             vals = [f.ratio_to_best for f in s.files if f.task == abbr and f.ratio_to_best is not None]
             row["ratio_to_best"] = _round(_mean(vals))
-        s.ratio_to_best_score = _round(_mean([r["ratio_to_best"] for r in s.tasks.values()
-                                              if r.get("ratio_to_best") is not None]))
+        s.ratio_to_best_score = _round(
+            _mean([r["ratio_to_best"] for r in s.tasks.values() if r.get("ratio_to_best") is not None])
+        )
 
 
 # ---- entry point -------------------------------------------------------------------------------------
@@ -414,15 +479,26 @@ def expand_prediction_inputs(inputs: Iterable[str | Path]) -> list[Path]:
             continue
         for q in sorted(p.rglob("*")):
             rel = q.relative_to(p).parts
-            if (q.suffix in (".json", ".jsonl") and q.is_file() and not any(x.startswith(".") for x in rel)
-                    and not SKIP_FOLDERS.intersection(rel[:-1])):
+            if (
+                q.suffix in (".json", ".jsonl")
+                and q.is_file()
+                and not any(x.startswith(".") for x in rel)
+                and not SKIP_FOLDERS.intersection(rel[:-1])
+            ):
                 out.append(q)
     return out
 
 
-def score_system(inputs: Sequence[str | Path], registry: Registry, name: str | None = None, *,
-                 judge_records: Path | None = None, backend: Any = None, use_published: bool = True,
-                 options: ScoreOptions | None = None) -> SystemScore:
+def score_system(
+    inputs: Sequence[str | Path],
+    registry: Registry,
+    name: str | None = None,
+    *,
+    judge_records: Path | None = None,
+    backend: Any = None,
+    use_published: bool = True,
+    options: ScoreOptions | None = None,
+) -> SystemScore:
     """Score one system: its prediction files (or folders), with judge scores from, in this order,
     an LLM judge `backend`, the records in `judge_records`, the folder's own `gpt_result/`, or none."""
     from llaso.evaluate import judging
@@ -449,7 +525,8 @@ def score_system(inputs: Sequence[str | Path], registry: Registry, name: str | N
 
     files, judge = score_files(paths, registry, judge_for, options, name)
     label = {judging.PUBLISHED: judging.PUBLISHED, judging.LLM: judging.LLM}.get(
-        judge.kind, "none (reference-based fallback for open answers, not comparable with judge scores)")
+        judge.kind, "none (reference-based fallback for open answers, not comparable with judge scores)"
+    )
     system = SystemScore(name=name, files=files, judge=label, judge_metadata=judge.metadata)
     aggregate(system, registry)
     return system

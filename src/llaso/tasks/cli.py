@@ -14,7 +14,9 @@ SHOW_EXAMPLES = "  llaso tasks show SGC\n  llaso tasks show asr --json"
 
 
 def add_list_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--category", choices=["linguistic", "semantic", "paralinguistic"], help="only this category")
+    p.add_argument(
+        "--category", choices=["linguistic", "semantic", "paralinguistic"], help="only this category"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -25,12 +27,23 @@ def add_show_arguments(p: argparse.ArgumentParser) -> None:
 
 def task_to_dict(t: Task) -> dict[str, object]:
     return {
-        "abbr": t.abbr, "name": t.name, "category": t.category, "answer_type": t.answer_type,
+        "abbr": t.abbr,
+        "name": t.name,
+        "category": t.category,
+        "answer_type": t.answer_type,
         "metrics": list(t.metrics),
-        "sources": [{"name": s.name, "files": list(s.files), "answer_type": s.answer_type,
-                     "metrics": list(s.metrics), "labels": list(s.labels),
-                     "aliases": {k: list(v) for k, v in s.aliases.items()},
-                     "range": list(s.range) if s.range else None} for s in t.sources],
+        "sources": [
+            {
+                "name": s.name,
+                "files": list(s.files),
+                "answer_type": s.answer_type,
+                "metrics": list(s.metrics),
+                "labels": list(s.labels),
+                "aliases": {k: list(v) for k, v in s.aliases.items()},
+                "range": list(s.range) if s.range else None,
+            }
+            for s in t.sources
+        ],
         "templates": list(t.templates),
         "number_templates": list(t.number_templates),
     }
@@ -45,8 +58,10 @@ def run_list(args: argparse.Namespace) -> int:
     print(f"{'task':6} {'category':15} {'answer':11} {'metric':12} {'tmpl':>4}  name (sources)")
     for t in tasks:
         srcs = ", ".join(s.name for s in t.sources)
-        print(f"{t.abbr:6} {t.category:15} {t.answer_type:11} {t.primary_metric:12} {len(t.templates):>4}  "
-              f"{t.name} ({srcs})")
+        print(
+            f"{t.abbr:6} {t.category:15} {t.answer_type:11} {t.primary_metric:12} {len(t.templates):>4}  "
+            f"{t.name} ({srcs})"
+        )
     print(f"\n{len(tasks)} tasks; {len(reg.generic_prompts)} generic pure-audio prompts")
     return 0
 
@@ -56,8 +71,10 @@ def run_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(task_to_dict(t), indent=2, ensure_ascii=False))
         return 0
-    print(f"{t.abbr}: {t.name}\n  category: {t.category}\n  answer type: {t.answer_type}\n"
-          f"  metrics: {', '.join(t.metrics)} (primary: {t.primary_metric})")
+    print(
+        f"{t.abbr}: {t.name}\n  category: {t.category}\n  answer type: {t.answer_type}\n"
+        f"  metrics: {', '.join(t.metrics)} (primary: {t.primary_metric})"
+    )
     for s in t.sources:
         print(f"  source {s.name}: files {', '.join(s.files)}")
         if s.answer_type != t.answer_type:

@@ -102,11 +102,17 @@ def join_labels(labels: tuple[str, ...] | list[str]) -> str:
 
 
 class Registry:
-    def __init__(self, spec: dict[str, Any], templates: dict[str, list[str]], generic_prompts: list[str],
-                 number_templates: dict[str, list[str]] | None = None):
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        templates: dict[str, list[str]],
+        generic_prompts: list[str],
+        number_templates: dict[str, list[str]] | None = None,
+    ):
         self.version = spec.get("version", 1)
         self.metrics = {
-            name: Metric(name, m["direction"], m.get("description", "")) for name, m in spec["metrics"].items()
+            name: Metric(name, m["direction"], m.get("description", ""))
+            for name, m in spec["metrics"].items()
         }
         hints = spec.get("modality_hints", {})
         self.suffix_hints = {k: Modality(v) for k, v in hints.get("suffixes", {}).items()}
@@ -116,8 +122,12 @@ class Registry:
         self.generic_prompts = tuple(generic_prompts)
         self.tasks: dict[str, Task] = {}
         for t in spec["tasks"]:
-            task = _build_task(t, tuple(templates.get(t["abbr"], ())), self.metrics,
-                               tuple((number_templates or {}).get(t["abbr"], ())))
+            task = _build_task(
+                t,
+                tuple(templates.get(t["abbr"], ())),
+                self.metrics,
+                tuple((number_templates or {}).get(t["abbr"], ())),
+            )
             if task.abbr in self.tasks:
                 raise RegistryError(f"task {task.abbr} is defined twice")
             self.tasks[task.abbr] = task
@@ -173,8 +183,12 @@ class Registry:
         return None
 
 
-def _build_task(t: dict[str, Any], templates: tuple[str, ...], metrics: dict[str, Metric],
-                number_templates: tuple[str, ...] = ()) -> Task:
+def _build_task(
+    t: dict[str, Any],
+    templates: tuple[str, ...],
+    metrics: dict[str, Metric],
+    number_templates: tuple[str, ...] = (),
+) -> Task:
     abbr = t["abbr"]
     where = f"tasks.yaml: task {abbr}"
     if t["category"] not in CATEGORIES:
@@ -191,7 +205,9 @@ def _build_task(t: dict[str, Any], templates: tuple[str, ...], metrics: dict[str
                 raise RegistryError(f"{where}: metric {m!r} is not in the metric catalogue")
         raw_labels = s.get("labels", ())
         if any(isinstance(x, bool) or not isinstance(x, str | int) for x in raw_labels):
-            raise RegistryError(f"{where}: labels of {s['name']} must be strings (quote YAML's No/Yes/On/Off)")
+            raise RegistryError(
+                f"{where}: labels of {s['name']} must be strings (quote YAML's No/Yes/On/Off)"
+            )
         labels = tuple(str(x) for x in raw_labels)
         aliases = {str(k): tuple(str(a) for a in v) for k, v in (s.get("aliases") or {}).items()}
         for k in aliases:
@@ -201,22 +217,38 @@ def _build_task(t: dict[str, Any], templates: tuple[str, ...], metrics: dict[str
             raise RegistryError(f"{where}: source {s['name']} has answer type 'label' but no labels")
         rng = tuple(float(x) for x in s["range"]) if "range" in s else None
         files = tuple(s["files"])
-        sources.append(Source(
-            name=s["name"], files=files, answer_type=answer_type, metrics=src_metrics, labels=labels,
-            aliases=aliases, range=(rng[0], rng[1]) if rng else None,
-            _patterns=tuple(re.compile(f, re.I) for f in files),
-        ))
+        sources.append(
+            Source(
+                name=s["name"],
+                files=files,
+                answer_type=answer_type,
+                metrics=src_metrics,
+                labels=labels,
+                aliases=aliases,
+                range=(rng[0], rng[1]) if rng else None,
+                _patterns=tuple(re.compile(f, re.I) for f in files),
+            )
+        )
     for tpl in templates:
         if LABELS_PLACEHOLDER in tpl and not any(s.labels for s in sources):
             raise RegistryError(f"templates/{abbr}.yaml: {{labels}} used but the task has no label set")
     if number_templates and not any(s.answer_type == "number" for s in sources):
-        raise RegistryError(f"templates/{abbr}.yaml: number_templates given but the task has no numeric source")
+        raise RegistryError(
+            f"templates/{abbr}.yaml: number_templates given but the task has no numeric source"
+        )
     for tpl in number_templates:
         if LABELS_PLACEHOLDER in tpl:
             raise RegistryError(f"templates/{abbr}.yaml: {{labels}} used in a number template")
-    return Task(abbr=abbr, name=t["name"], category=t["category"], answer_type=t["answer_type"],
-                metrics=task_metrics, sources=tuple(sources), templates=templates,
-                number_templates=number_templates)
+    return Task(
+        abbr=abbr,
+        name=t["name"],
+        category=t["category"],
+        answer_type=t["answer_type"],
+        metrics=task_metrics,
+        sources=tuple(sources),
+        templates=templates,
+        number_templates=number_templates,
+    )
 
 
 def _read_yaml(name: str) -> Any:

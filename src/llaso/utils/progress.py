@@ -8,8 +8,18 @@ from typing import Any
 from tqdm import tqdm
 
 
-def progress_bar(*, desc: str, unit: str = "it", total: int | None = None, disable: bool = False,
-                 **kwargs: Any) -> tqdm:
+def progress_bar(
+    *, desc: str, unit: str = "it", total: int | None = None, disable: bool = False, **kwargs: Any
+) -> tqdm:
     """A tqdm bar with our defaults; use it as a context manager."""
-    return tqdm(desc=desc, unit=unit, total=total, disable=disable, file=sys.stderr, dynamic_ncols=True,
-                mininterval=0.5, unit_scale=unit in ("rec", "file"), **kwargs)
+    return tqdm(
+        desc=desc,
+        unit=unit,
+        total=total,
+        disable=disable,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=0.5,
+        unit_scale=unit in ("rec", "file"),
+        **kwargs,
+    )

@@ -79,8 +79,11 @@ def find_labels(answer: str, labels: LabelSet, *, nested: bool = False) -> list[
                 pat = _PATTERN_CACHE.setdefault(sp, _pattern(sp))
             spans.extend((m.start(), m.end(), lab) for m in pat.finditer(text))
     if not nested:
-        spans = [s for s in spans
-                 if not any(o[0] <= s[0] and s[1] <= o[1] and (o[1] - o[0]) > (s[1] - s[0]) for o in spans)]
+        spans = [
+            s
+            for s in spans
+            if not any(o[0] <= s[0] and s[1] <= o[1] and (o[1] - o[0]) > (s[1] - s[0]) for o in spans)
+        ]
     found = {s[2] for s in spans}
     return [lab for lab in labels.labels if lab in found]
 
@@ -103,8 +106,9 @@ def match_label(answer: str | None, reference: str, labels: LabelSet) -> LabelDe
     exact = labels.canonical(answer)
     found = find_labels(answer, labels)
     predicted = exact if exact is not None else (found[0] if len(found) == 1 else None)
-    correct = predicted is not None and (predicted == gold if gold is not None
-                                         else normalize_label(answer) == normalize_label(reference))
+    correct = predicted is not None and (
+        predicted == gold if gold is not None else normalize_label(answer) == normalize_label(reference)
+    )
     return LabelDecision(predicted, correct, exact is None and len(found) != 1, len(found))
 
 
@@ -133,9 +137,15 @@ def closed_scores(refs: Sequence[str], answers: Sequence[str | None], labels: La
         row = labels.canonical(ref) or normalize_label(ref)
         confusion.setdefault(row, Counter())[d.predicted or ABSTAIN] += 1
     n = len(refs)
-    return ClosedResult(accuracy=correct / n if n else 0.0, abstention_rate=abstained / n if n else 0.0, n=n,
-                        correct=correct, abstained=abstained, missing=missing,
-                        confusion={k: dict(v) for k, v in confusion.items()})
+    return ClosedResult(
+        accuracy=correct / n if n else 0.0,
+        abstention_rate=abstained / n if n else 0.0,
+        n=n,
+        correct=correct,
+        abstained=abstained,
+        missing=missing,
+        confusion={k: dict(v) for k, v in confusion.items()},
+    )
 
 
 # ---- the original rules ------------------------------------------------------------------------------

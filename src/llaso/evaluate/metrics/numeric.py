@@ -61,9 +61,14 @@ class NumericResult:
     mae_parsable: float | None  # the original's number: MAE over parsable in-range pairs, whatever the policy
 
 
-def mean_absolute_error(refs: Sequence[str], answers: Sequence[str | None], *, policy: Policy = "exclude",
-                        label_range: tuple[float, float] = VALID_RANGE,
-                        words: Mapping[str, float] | None = None) -> NumericResult:
+def mean_absolute_error(
+    refs: Sequence[str],
+    answers: Sequence[str | None],
+    *,
+    policy: Policy = "exclude",
+    label_range: tuple[float, float] = VALID_RANGE,
+    words: Mapping[str, float] | None = None,
+) -> NumericResult:
     """MAE between the parsed reference and answer numbers under an unparsable-answer policy."""
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; expected one of {', '.join(POLICIES)}")
@@ -89,6 +94,12 @@ def mean_absolute_error(refs: Sequence[str], answers: Sequence[str | None], *, p
         worst.append(max(g - label_range[0], label_range[1] - g, 0.0))
     parsable_mae = sum(errors) / len(errors) if errors else None
     scored = errors + worst if policy == "worst" else errors
-    return NumericResult(mae=sum(scored) / len(scored) if scored else None, n=len(refs), scored=len(scored),
-                         unparsable=unparsable, out_of_range=out_of_range, policy=policy,
-                         mae_parsable=parsable_mae)
+    return NumericResult(
+        mae=sum(scored) / len(scored) if scored else None,
+        n=len(refs),
+        scored=len(scored),
+        unparsable=unparsable,
+        out_of_range=out_of_range,
+        policy=policy,
+        mae_parsable=parsable_mae,
+    )

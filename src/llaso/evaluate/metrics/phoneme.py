@@ -56,7 +56,9 @@ def ipa_phones(text: str) -> list[str]:
 def phone_error_rate(refs: Sequence[str], hyps: Sequence[str]) -> ErrorRate:
     """Corpus PER over IPA phones, reference = ground truth."""
     # Phones contain no spaces, so joining with spaces lets the word-level aligner count phone edits.
-    return _error_rate([" ".join(ipa_phones(r)) for r in refs], [" ".join(ipa_phones(h)) for h in hyps], "word")
+    return _error_rate(
+        [" ".join(ipa_phones(r)) for r in refs], [" ".join(ipa_phones(h)) for h in hyps], "word"
+    )
 
 
 def char_error_rate_ipa(refs: Sequence[str], hyps: Sequence[str]) -> ErrorRate:

@@ -23,8 +23,9 @@ WORD_FIELDS = ("accuracy", "stress", "total")
 _COMPAT_FIELDS = ("accuracy", "prosodic", "fluency")
 _STEMS = {"accuracy": "accura", "prosodic": "proso", "fluency": "fluen", "total": "total", "stress": "stress"}
 _VALUE = r"(\d+(?:\.\d+)?)"
-_FIELD_RE = {f: re.compile(rf"{s}\w*[^0-9]{{0,40}}?\b(?:is|:|=|as)\s*{_VALUE}", re.I | re.S)
-             for f, s in _STEMS.items()}
+_FIELD_RE = {
+    f: re.compile(rf"{s}\w*[^0-9]{{0,40}}?\b(?:is|:|=|as)\s*{_VALUE}", re.I | re.S) for f, s in _STEMS.items()
+}
 _FALLBACK_RE = {f: re.compile(rf"{_VALUE}\s*(?:for|in)\s*(?:the\s+)?{s}", re.I) for f, s in _STEMS.items()}
 _WORD_RE = re.compile(r"for\s+[\"“']([^\"”']+)[\"”']\s*[,:]?(.*?)(?=for\s+[\"“']|$)", re.I | re.S)
 
@@ -45,7 +46,9 @@ def parse_word_scores(text: str | None) -> list[tuple[str, dict[str, float]]]:
     """The per-word scores, in order: [(word, {accuracy, stress, total}), ...]."""
     if not text:
         return []
-    return [(m.group(1).strip().lower(), parse_fields(m.group(2), WORD_FIELDS)) for m in _WORD_RE.finditer(text)]
+    return [
+        (m.group(1).strip().lower(), parse_fields(m.group(2), WORD_FIELDS)) for m in _WORD_RE.finditer(text)
+    ]
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,9 @@ def _field_scores(pairs: dict[str, list[tuple[float, float | None]]]) -> dict[st
         out[f] = FieldScore(
             exact=sum(g == p for g, p in both) / len(values) if values else 0.0,
             mae=sum(abs(g - p) for g, p in both) / len(both) if both else None,
-            compared=len(both), unparsed=len(values) - len(both))
+            compared=len(both),
+            unparsed=len(values) - len(both),
+        )
     return out
 
 
@@ -91,8 +96,12 @@ def sentence_scores(refs: Sequence[str], answers: Sequence[str | None]) -> Pronu
                 compat_hits[f] += int(g[f]) == int(p[f])
     fields = {f: s for f, s in _field_scores(pairs).items() if s.compared or s.unparsed}
     return PronunciationResult(
-        fields=fields, n=len(refs), exact_mean=_mean([s.exact for s in fields.values()]),
-        compat_matched=matched, compat_exact={f: (h / matched if matched else 0.0) for f, h in compat_hits.items()})
+        fields=fields,
+        n=len(refs),
+        exact_mean=_mean([s.exact for s in fields.values()]),
+        compat_matched=matched,
+        compat_exact={f: (h / matched if matched else 0.0) for f, h in compat_hits.items()},
+    )
 
 
 def word_scores(refs: Sequence[str], answers: Sequence[str | None]) -> PronunciationResult:
@@ -105,7 +114,9 @@ def word_scores(refs: Sequence[str], answers: Sequence[str | None]) -> Pronuncia
             for f, v in g.items():
                 pairs[f].append((v, p.get(f)))
     fields = {f: s for f, s in _field_scores(pairs).items() if s.compared or s.unparsed}
-    return PronunciationResult(fields=fields, n=len(refs), exact_mean=_mean([s.exact for s in fields.values()]))
+    return PronunciationResult(
+        fields=fields, n=len(refs), exact_mean=_mean([s.exact for s in fields.values()])
+    )
 
 
 def _mean(xs: Sequence[float]) -> float:

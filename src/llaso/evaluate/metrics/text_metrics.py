@@ -124,8 +124,11 @@ def _error_rate(refs: Sequence[str], hyps: Sequence[str], unit: str) -> ErrorRat
     if not refs:
         return ErrorRate(0.0, 0, 0, 0, 0.0)
     # jiwer drops nothing: empty strings are empty token lists (all insertions against an empty reference).
-    out = jiwer.process_words(list(refs), list(hyps)) if unit == "word" else jiwer.process_characters(
-        list(refs), list(hyps))
+    out = (
+        jiwer.process_words(list(refs), list(hyps))
+        if unit == "word"
+        else jiwer.process_characters(list(refs), list(hyps))
+    )
     per_utt = []
     ref_units = 0
     for ref_tokens, chunks in zip(out.references, out.alignments, strict=True):
@@ -139,37 +142,48 @@ def _error_rate(refs: Sequence[str], hyps: Sequence[str], unit: str) -> ErrorRat
         per_utt.append(errs / len(ref_tokens) if ref_tokens else float(errs > 0))
     errors = out.substitutions + out.deletions + out.insertions
     rate = errors / ref_units if ref_units else float(errors > 0)
-    return ErrorRate(rate=rate, errors=errors, ref_units=ref_units, n=len(refs),
-                     mean_utterance=sum(per_utt) / len(per_utt), substitutions=out.substitutions,
-                     deletions=out.deletions, insertions=out.insertions)
+    return ErrorRate(
+        rate=rate,
+        errors=errors,
+        ref_units=ref_units,
+        n=len(refs),
+        mean_utterance=sum(per_utt) / len(per_utt),
+        substitutions=out.substitutions,
+        deletions=out.deletions,
+        insertions=out.insertions,
+    )
 
 
-def word_error_rate(refs: Sequence[str], hyps: Sequence[str], *, normalize: bool = True,
-                    compat: bool = False) -> ErrorRate:
+def word_error_rate(
+    refs: Sequence[str], hyps: Sequence[str], *, normalize: bool = True, compat: bool = False
+) -> ErrorRate:
     """Corpus WER. `compat=True`: the original script (no normalization, reference and hypothesis swapped)."""
     if compat:
         return _error_rate(list(hyps), list(refs), "word")
     if normalize:
         both = normalize_many([*refs, *hyps])
-        refs, hyps = both[: len(refs)], both[len(refs):]
+        refs, hyps = both[: len(refs)], both[len(refs) :]
     return _error_rate(refs, hyps, "word")
 
 
-def character_error_rate(refs: Sequence[str], hyps: Sequence[str], *, normalize: bool = True,
-                         compat: bool = False) -> ErrorRate:
+def character_error_rate(
+    refs: Sequence[str], hyps: Sequence[str], *, normalize: bool = True, compat: bool = False
+) -> ErrorRate:
     """Corpus CER over characters (spaces included, runs of spaces collapsed), same options as WER."""
     if compat:
         refs, hyps = list(hyps), list(refs)
     elif normalize:
         both = normalize_many([*refs, *hyps])
-        refs, hyps = both[: len(refs)], both[len(refs):]
+        refs, hyps = both[: len(refs)], both[len(refs) :]
     return _error_rate([" ".join(r.split()) for r in refs], [" ".join(h.split()) for h in hyps], "char")
 
 
 def wer_and_cer(refs: Sequence[str], hyps: Sequence[str]) -> tuple[ErrorRate, ErrorRate, ErrorRate]:
     """Normalized WER, normalized CER and the compat WER, normalizing each string once."""
     both = normalize_many([*refs, *hyps])
-    nrefs, nhyps = both[: len(refs)], both[len(refs):]
-    return (_error_rate(nrefs, nhyps, "word"),
-            _error_rate([" ".join(r.split()) for r in nrefs], [" ".join(h.split()) for h in nhyps], "char"),
-            _error_rate(list(hyps), list(refs), "word"))
+    nrefs, nhyps = both[: len(refs)], both[len(refs) :]
+    return (
+        _error_rate(nrefs, nhyps, "word"),
+        _error_rate([" ".join(r.split()) for r in nrefs], [" ".join(h.split()) for h in nhyps], "char"),
+        _error_rate(list(hyps), list(refs), "word"),
+    )
