@@ -97,10 +97,12 @@ class VocalSound(Adapter):
         adir = next((d for d in (root / "audio_16k", root / "audio_44k") if d.is_dir()), root)
         src = self.registry_source(task)
         lo, hi = src.range if src is not None and src.range else (0.0, 200.0)
+        found = False
         for path in walk_audio(adir, (".wav", ".flac")):
             m = _NAME.fullmatch(path.stem)
             if m is None:
                 continue
+            found = True
             spk = m["spk"].lower()
             info = meta_by_spk.get(spk, {})
             gender = "Female" if spk.startswith("f") else "Male"
@@ -127,3 +129,5 @@ class VocalSound(Adapter):
                 answer=answer,
                 metadata=meta,
             )
+        if not found:
+            log.missing(adir, "no <f|m><spk>_<n>_<sound>.wav files found")

@@ -49,12 +49,14 @@ class VoxCeleb(Adapter):
                 if keys.get("nationality"):
                     info["Nationality"] = keys["nationality"]
                 speakers[sid] = info
+        found_audio = False
         for path in walk_audio(root):
             spk = next(
                 (part for part in reversed(path.relative_to(root).parts[:-1]) if _ID.fullmatch(part)), None
             )
             if spk is None:
                 continue
+            found_audio = True
             found = speakers.get(spk)
             if found is None:
                 log.skip("VoxCeleb speaker not in the meta file")
@@ -68,3 +70,5 @@ class VoxCeleb(Adapter):
                 answer=with_period(found["gender"]),
                 metadata=dict(found),
             )
+        if not found_audio:
+            log.missing(root / "wav", "no <speaker id>/<video>/<n>.wav files found")
