@@ -98,7 +98,9 @@ def allowed_modalities(task: Task | Item | str) -> set[Modality]:
 
 
 def choose_modality(
-    task: Task | Item | str, rng: random.Random, ratios: Mapping[Modality | str, float] | None = None
+    task: Task | Item | str,
+    rng: random.Random,
+    ratios: Mapping[Modality, float] | Mapping[str, float] | None = None,
 ) -> Modality:
     """Draw a configuration among the allowed ones with the given relative weights (default: equal).
     Configurations not allowed are dropped; if no allowed one has weight, (t,a) or the first allowed wins."""
@@ -179,14 +181,19 @@ def render_instruction(
         if unknown:
             raise ComposeError(f"{task.abbr}: labels {unknown} are not labels of the source {source.name}")
         source = dataclasses.replace(source, labels=tuple(item.labels))
+
+    def fill(k: int) -> str:
+        return task.render(templates[k], source) if source is not None else templates[k]
+
     indices = list(range(len(templates)))
-    if max_words is not None:
-        short = [i for i in indices if len(templates[i].split()) <= max_words]
-        if short:
-            indices = short
+    if (
+        max_words is not None
+    ):  # spoken instructions: the templates that are short once their labels are filled
+        lengths = {i: len(fill(i).split()) for i in indices}
+        short = [i for i in indices if lengths[i] <= max_words]
+        indices = short or sorted(indices, key=lambda i: (lengths[i], i))[:3]
     k = rng.choice(indices)
-    text = task.render(templates[k], source) if source is not None else templates[k]
-    return text, k
+    return fill(k), k
 
 
 def _digest(*parts: str) -> str:
@@ -243,7 +250,8 @@ def compose(
     """The LLaSO record of `item` in `modality` (see the module docstring). TTS and concatenated files are
     written under `root/tts/` and `root/concat/` unless they exist. `tts` is the instruction voice, or a
     function drawing one from the rng (default: `default_instruction_voice`). `max_instruction_words`
-    prefers templates of at most that many words for spoken instructions (keeps (a) clips short).
+    prefers templates of at most that many words (labels filled in) for spoken instructions, or else the three
+    shortest (keeps (a) clips short).
     Raises `ComposeError` for a configuration the item does not allow, `TTSError` if synthesis fails."""
     from llaso.tasks.registry import load_registry
 

@@ -61,7 +61,8 @@ class TTSError(RuntimeError):
 class Voice:
     """How a clip is spoken. `rate` is in words per minute (None: the backend's default, 175); `pitch` is
     espeak-ng's 0-99 scale (flite: the mean F0 in Hz); `amplitude` is espeak-ng's 0-200 scale, 100 = default
-    (the other backends apply it as a gain of amplitude/100)."""
+    (the other backends apply it as a gain of amplitude/100); `gap` is espeak-ng's extra pause between words
+    in 10 ms units (-g)."""
 
     backend: str
     name: str
@@ -70,6 +71,7 @@ class Voice:
     pitch: int | None = None
     rate: int | None = None
     amplitude: int | None = None
+    gap: int | None = None  # espeak-ng's extra pause between words (-g), in units of 10 ms
 
     @property
     def speed(self) -> float:
@@ -105,6 +107,7 @@ class Voice:
             pitch=d.get("pitch"),
             rate=d.get("rate"),
             amplitude=d.get("amplitude"),
+            gap=d.get("gap"),
         )
 
 
@@ -200,6 +203,8 @@ class EspeakBackend(TTSBackend):
             args += ["-p", str(int(voice.pitch))]
         if voice.amplitude is not None:
             args += ["-a", str(int(voice.amplitude))]
+        if voice.gap:
+            args += ["-g", str(int(voice.gap))]
         return args
 
     def _render(self, text: str, voice: Voice) -> tuple[np.ndarray, int]:

@@ -1,0 +1,2 @@
+"""Building blocks of `llaso data synth`: texts and questions (`content`), musical notes (`notes`) and
+controlled mispronunciations (`pronunciation`)."""
