@@ -18,6 +18,7 @@ _EXPORTS = {
     "audio_positions": "config",
     "LlasoForConditionalGeneration": "modeling",
     "build_llaso": "modeling",
+    "build_tiny_llaso": "modeling",
     "add_llaso_tokens": "modeling",
     "count_parameters": "modeling",
     "LlasoProcessor": "processing",
@@ -28,12 +29,34 @@ _EXPORTS = {
     "config_from_original": "convert",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "LLASO_SYSTEM_PROMPT",
+    "AudioProjector",
+    "LlasoConfig",
+    "LlasoForConditionalGeneration",
+    "LlasoInputError",
+    "LlasoProcessor",
+    "add_llaso_tokens",
+    "audio_positions",
+    "build_llaso",
+    "build_tiny_llaso",
+    "config_from_original",
+    "convert_original_checkpoint",
+    "count_parameters",
+    "load_model_config",
+    "make_toy_tokenizer",
+]
 
 if TYPE_CHECKING:
     from llaso.model.config import LLASO_SYSTEM_PROMPT, LlasoConfig, audio_positions, load_model_config
     from llaso.model.convert import config_from_original, convert_original_checkpoint
-    from llaso.model.modeling import LlasoForConditionalGeneration, add_llaso_tokens, build_llaso, count_parameters
+    from llaso.model.modeling import (
+        LlasoForConditionalGeneration,
+        add_llaso_tokens,
+        build_llaso,
+        build_tiny_llaso,
+        count_parameters,
+    )
     from llaso.model.processing import LlasoInputError, LlasoProcessor, make_toy_tokenizer
     from llaso.model.projector import AudioProjector
 

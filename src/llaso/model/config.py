@@ -19,6 +19,7 @@ reads a YAML/JSON file of plain values (`configs/model/llaso-base.yaml`) without
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -64,9 +65,7 @@ def encoder_frames_for_mel_frames(mel_frames: int) -> int:
     return (mel_frames + 1) // 2
 
 
-def audio_positions(
-    mel_frames: int, *, window_frames: int, mode: str, stack_factor: int = 1
-) -> int:
+def audio_positions(mel_frames: int, *, window_frames: int, mode: str, stack_factor: int = 1) -> int:
     """LLM positions one audio window yields. `mel_frames` is its real (unpadded) mel length.
 
     `llaso-base`: every encoder frame of the window (`window_frames / 2`, 1500 for 30 s), padding included;
@@ -109,8 +108,8 @@ class LlasoConfig(PretrainedConfig):
             `max_position_embeddings`).
     """
 
-    model_type: ClassVar[str] = "llaso"  # type: ignore[misc]
-    sub_configs_defaults: ClassVar[dict[str, SubConfigSpec]] = {  # type: ignore[misc]
+    model_type: ClassVar[str] = "llaso"
+    sub_configs_defaults: ClassVar[dict[str, SubConfigSpec]] = {
         "audio_config": SubConfigSpec(config_class=AutoConfig, model_type="whisper"),
         "text_config": SubConfigSpec(config_class=AutoConfig, model_type="llama"),
     }
@@ -142,7 +141,9 @@ class LlasoConfig(PretrainedConfig):
         super().__post_init__(**kwargs)
         parse_projector_type(self.projector_type)
         if self.audio_token_mode not in AUDIO_TOKEN_MODES:
-            raise ValueError(f"audio_token_mode must be one of {AUDIO_TOKEN_MODES}, got {self.audio_token_mode!r}")
+            raise ValueError(
+                f"audio_token_mode must be one of {AUDIO_TOKEN_MODES}, got {self.audio_token_mode!r}"
+            )
         if self.prompt_format not in PROMPT_FORMATS:
             raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}, got {self.prompt_format!r}")
         if int(self.stack_factor) < 1:
@@ -154,7 +155,13 @@ class LlasoConfig(PretrainedConfig):
     @property
     def llaso_tokens(self) -> list[str]:
         """The 5 tokens LLaSO adds, in the original order (pad/unk first, REFERENCE §2.5)."""
-        return [self.pad_token, self.audio_tag_open, self.audio_tag_close, self.audio_start_token, self.audio_end_token]
+        return [
+            self.pad_token,
+            self.audio_tag_open,
+            self.audio_tag_close,
+            self.audio_start_token,
+            self.audio_end_token,
+        ]
 
     @property
     def window_mel_frames(self) -> int:
@@ -193,7 +200,10 @@ class LlasoConfig(PretrainedConfig):
 
     def positions_per_window(self, mel_frames: int) -> int:
         return audio_positions(
-            mel_frames, window_frames=self.window_mel_frames, mode=self.audio_token_mode, stack_factor=self.stack_factor
+            mel_frames,
+            window_frames=self.window_mel_frames,
+            mode=self.audio_token_mode,
+            stack_factor=self.stack_factor,
         )
 
 
@@ -219,10 +229,8 @@ def load_model_config(path: str | os.PathLike[str], **overrides: Any) -> LlasoCo
 
 
 def _register() -> None:
-    try:
+    with contextlib.suppress(ValueError):  # already registered
         AutoConfig.register("llaso", LlasoConfig)
-    except ValueError:  # already registered
-        pass
 
 
 _register()

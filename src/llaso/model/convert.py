@@ -39,7 +39,17 @@ ALIGNER_PREFIX = "model.mm_audio_aligner.projector."
 # Keys of the LLaVA fork that are not part of the audio model (vision parts, rotary caches).
 _IGNORED = re.compile(r"^(model\.vision_tower\.|model\.mm_projector\.|.*rotary_emb\.inv_freq$)")
 # Config keys that belong to LLaVA/LLaSO training, not to the text model.
-_NON_TEXT_PREFIXES = ("mm_", "audio_", "image_", "tune_", "freeze_", "unfreeze_", "pretrain_", "tokenizer_", "use_mm")
+_NON_TEXT_PREFIXES = (
+    "mm_",
+    "audio_",
+    "image_",
+    "tune_",
+    "freeze_",
+    "unfreeze_",
+    "pretrain_",
+    "tokenizer_",
+    "use_mm",
+)
 _LLAMA3_VOCAB = 128256
 
 
@@ -74,9 +84,13 @@ def ours_to_original(key: str) -> str:
 def _audio_config_from_weights(sd: Mapping[str, torch.Tensor]) -> WhisperConfig:
     conv1 = sd.get(ENCODER_PREFIX + "conv1.weight")
     if conv1 is None:
-        raise ValueError("no encoder weights and no audio_config: pass audio_config= (a WhisperConfig or dict)")
+        raise ValueError(
+            "no encoder weights and no audio_config: pass audio_config= (a WhisperConfig or dict)"
+        )
     d_model, n_mels = int(conv1.shape[0]), int(conv1.shape[1])
-    layers = {int(m.group(1)) for k in sd if (m := re.match(re.escape(ENCODER_PREFIX) + r"layers\.(\d+)\.", k))}
+    layers = {
+        int(m.group(1)) for k in sd if (m := re.match(re.escape(ENCODER_PREFIX) + r"layers\.(\d+)\.", k))
+    }
     ffn = int(sd[ENCODER_PREFIX + "layers.0.fc1.weight"].shape[0])
     positions = int(sd[ENCODER_PREFIX + "embed_positions.weight"].shape[0])
     return WhisperConfig(
@@ -99,18 +113,19 @@ def config_from_original(
     """A `LlasoConfig` from an original (LLaVA-style) `config.json` dict."""
     cfg = dict(original)
     # -- audio encoder
-    if audio_config is None:
-        tower = cfg.get("mm_audio_tower")
-        if tower and Path(str(tower), "config.json").is_file():
-            audio_config = AutoConfig.from_pretrained(str(tower))
-            if audio_config.model_type != "whisper":
-                raise ValueError(f"mm_audio_tower {tower} is a {audio_config.model_type!r} model, not Whisper")
-        elif state_dict is not None:
-            audio_config = _audio_config_from_weights(state_dict)
-        else:
-            raise ValueError("cannot tell the audio encoder: pass audio_config= or a state dict with its weights")
-    elif isinstance(audio_config, Mapping):
-        audio_config = WhisperConfig(**{k: v for k, v in audio_config.items() if k != "model_type"})
+    audio: PretrainedConfig
+    if isinstance(audio_config, Mapping):
+        audio = WhisperConfig(**{k: v for k, v in audio_config.items() if k != "model_type"})
+    elif audio_config is not None:
+        audio = audio_config
+    elif (tower := cfg.get("mm_audio_tower")) and Path(str(tower), "config.json").is_file():
+        audio = AutoConfig.from_pretrained(str(tower))
+        if audio.model_type != "whisper":
+            raise ValueError(f"mm_audio_tower {tower} is a {audio.model_type!r} model, not Whisper")
+    elif state_dict is not None:
+        audio = _audio_config_from_weights(state_dict)
+    else:
+        raise ValueError("cannot tell the audio encoder: pass audio_config= or a state dict with its weights")
     # -- text model
     text = {k: v for k, v in cfg.items() if not k.startswith(_NON_TEXT_PREFIXES)}
     for k in ("architectures", "transformers_version", "_name_or_path", "auto_map"):
@@ -124,7 +139,7 @@ def config_from_original(
         or "mlp2x_gelu"
     )
     out = LlasoConfig(
-        audio_config=audio_config,
+        audio_config=audio,
         text_config=text,
         projector_type=str(projector),
         audio_select_layer=int(cfg.get("mm_audio_select_layer", -1)),
@@ -132,7 +147,7 @@ def config_from_original(
         audio_token_mode="llaso-base",
     )
     hidden = cfg.get("mm_audio_hidden_size", cfg.get("mm_hidden_size"))
-    d_model = int(audio_config.d_model)  # type: ignore[union-attr]
+    d_model = int(audio.d_model)
     if hidden is not None and int(hidden) not in (d_model, out.text_hidden_size):
         raise ValueError(f"mm_hidden_size {hidden} does not match the Whisper encoder's d_model {d_model}")
     _set_token_ids(out, tokenizer)
@@ -155,7 +170,9 @@ def _set_token_ids(config: LlasoConfig, tokenizer: Any) -> None:
         config.token_ids = {t: _LLAMA3_VOCAB + i for i, t in enumerate(config.llaso_tokens)}
         config.token_ids[LLAMA3_AUDIO_TOKEN] = 128002
     else:
-        raise ValueError("not a Llama-3 vocabulary of 128261: pass the checkpoint's tokenizer= to find the token ids")
+        raise ValueError(
+            "not a Llama-3 vocabulary of 128261: pass the checkpoint's tokenizer= to find the token ids"
+        )
     config.audio_token_id = config.token_ids[str(config.audio_token)]
 
 
@@ -213,7 +230,9 @@ def convert_original_checkpoint(
             mapped[ours] = v
     if mapped and all(k.startswith("projector.") for k in mapped):
         if base_model is None:
-            raise ValueError("a projector-only checkpoint (mm_audio_aligner.bin) needs base_model= to load into")
+            raise ValueError(
+                "a projector-only checkpoint (mm_audio_aligner.bin) needs base_model= to load into"
+            )
         base_model.projector.load_state_dict(
             {k[len("projector.") :]: v for k, v in mapped.items()}, strict=True
         )
@@ -223,7 +242,9 @@ def convert_original_checkpoint(
         if isinstance(src, Mapping):
             raise ValueError("pass config_json= with a state dict")
         config_json = Path(src) / "config.json" if Path(src).is_dir() else Path(src).with_name("config.json")
-    original = config_json if isinstance(config_json, Mapping) else json.loads(Path(config_json).read_text("utf-8"))
+    original = (
+        config_json if isinstance(config_json, Mapping) else json.loads(Path(config_json).read_text("utf-8"))
+    )
     config = config_from_original(original, audio_config=audio_config, state_dict=sd, tokenizer=tokenizer)
 
     from accelerate import init_empty_weights

@@ -29,6 +29,7 @@ from transformers import (
     GenerationMixin,
     PretrainedConfig,
     PreTrainedModel,
+    WhisperConfig,
 )
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
@@ -50,13 +51,13 @@ class LlasoPreTrainedModel(PreTrainedModel):
     config_class = LlasoConfig
     base_model_prefix = "llaso"
     main_input_name = "input_ids"
-    input_modalities = ("audio", "text")
+    input_modalities = ["audio", "text"]  # noqa: RUF012 (transformers declares it mutable)
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_flex_attn = True
     _supports_attention_backend = True
-    _no_split_modules = ["WhisperEncoderLayer"]
+    _no_split_modules = ["WhisperEncoderLayer"]  # noqa: RUF012 (transformers declares it mutable)
 
 
 class LlasoForConditionalGeneration(LlasoPreTrainedModel, GenerationMixin):
@@ -78,7 +79,9 @@ class LlasoForConditionalGeneration(LlasoPreTrainedModel, GenerationMixin):
         language_model: PreTrainedModel | None = None,
     ) -> None:
         super().__init__(config)
-        assert isinstance(config.audio_config, PretrainedConfig) and isinstance(config.text_config, PretrainedConfig)
+        if not isinstance(config.audio_config, WhisperConfig):
+            raise TypeError(f"audio_config must be a WhisperConfig, got {type(config.audio_config).__name__}")
+        assert isinstance(config.text_config, PretrainedConfig)
         self.audio_tower = audio_tower if audio_tower is not None else WhisperEncoder(config.audio_config)
         self.projector = AudioProjector(
             config.projector_type,
@@ -87,7 +90,9 @@ class LlasoForConditionalGeneration(LlasoPreTrainedModel, GenerationMixin):
             stack_factor=config.stack_factor,
         )
         self.language_model = (
-            language_model if language_model is not None else AutoModelForCausalLM.from_config(config.text_config)
+            language_model
+            if language_model is not None
+            else AutoModelForCausalLM.from_config(config.text_config)
         )
         # One config object for the text model, so resizing the vocabulary updates both.
         config.text_config = self.language_model.config
@@ -112,7 +117,9 @@ class LlasoForConditionalGeneration(LlasoPreTrainedModel, GenerationMixin):
         return self.language_model.get_decoder()
 
     # ---- audio ---------------------------------------------------------------------------------
-    def audio_positions(self, input_features: torch.Tensor, input_features_mask: torch.Tensor | None) -> list[int]:
+    def audio_positions(
+        self, input_features: torch.Tensor, input_features_mask: torch.Tensor | None
+    ) -> list[int]:
         """LLM positions each window yields, from the feature mask alone (no compute)."""
         n = input_features.shape[0]
         if input_features_mask is None:
@@ -126,7 +133,9 @@ class LlasoForConditionalGeneration(LlasoPreTrainedModel, GenerationMixin):
     ) -> torch.Tensor:
         """Projected audio of all windows, each trimmed to its count and concatenated: [N_positions, hidden]."""
         if input_features.ndim != 3:
-            raise ValueError(f"input_features must be [windows, mel_bins, frames], got {tuple(input_features.shape)}")
+            raise ValueError(
+                f"input_features must be [windows, mel_bins, frames], got {tuple(input_features.shape)}"
+            )
         lengths = self.audio_positions(input_features, input_features_mask)
         trainable = any(p.requires_grad for p in self.audio_tower.parameters())
         enc_dtype = self.audio_tower.conv1.weight.dtype
@@ -134,11 +143,14 @@ class LlasoForConditionalGeneration(LlasoPreTrainedModel, GenerationMixin):
         with grad if torch.is_grad_enabled() else contextlib.nullcontext():
             want_hidden = self.config.audio_select_layer != -1
             out = self.audio_tower(input_features.to(enc_dtype), output_hidden_states=want_hidden)
-            frames = out.hidden_states[self.config.audio_select_layer] if want_hidden else out.last_hidden_state
+            frames = (
+                out.hidden_states[self.config.audio_select_layer] if want_hidden else out.last_hidden_state
+            )
         projected = self.projector(frames.to(self.projector.net[0].weight.dtype))  # [W, P, H]
-        keep = torch.arange(projected.shape[1], device=projected.device)[None, :] < torch.tensor(
-            lengths, device=projected.device
-        )[:, None]
+        keep = (
+            torch.arange(projected.shape[1], device=projected.device)[None, :]
+            < torch.tensor(lengths, device=projected.device)[:, None]
+        )
         return projected[keep]
 
     # ---- forward -------------------------------------------------------------------------------
@@ -187,7 +199,9 @@ class LlasoForConditionalGeneration(LlasoPreTrainedModel, GenerationMixin):
                     audio_mask.unsqueeze(-1).to(inputs_embeds.device), feats.to(inputs_embeds.dtype)
                 )
             elif n_slots and input_ids.shape[1] > 1 and _cache_len(cache) == 0:
-                raise ValueError(f"input_ids hold {n_slots} audio placeholder positions but no input_features")
+                raise ValueError(
+                    f"input_ids hold {n_slots} audio placeholder positions but no input_features"
+                )
 
         if position_ids is None and attention_mask is not None and attention_mask.ndim == 2:
             # Left padding: positions count real tokens only (what generate() does too).
@@ -209,7 +223,9 @@ class LlasoForConditionalGeneration(LlasoPreTrainedModel, GenerationMixin):
     def _check_length(self, n: int) -> None:
         limit = self.config.max_sequence_length()
         if limit and n > limit:
-            raise ValueError(f"sequence of {n} positions is longer than the language model's limit of {limit}")
+            raise ValueError(
+                f"sequence of {n} positions is longer than the language model's limit of {limit}"
+            )
 
     # ---- construction from parts ----------------------------------------------------------------
     @classmethod
@@ -266,7 +282,9 @@ def _cache_len(cache: Any) -> int:
 
 
 # ---- building from parts ------------------------------------------------------------------------
-def _load_encoder(encoder: str | os.PathLike[str] | PreTrainedModel, dtype: torch.dtype | None) -> WhisperEncoder:
+def _load_encoder(
+    encoder: str | os.PathLike[str] | PreTrainedModel, dtype: torch.dtype | None
+) -> WhisperEncoder:
     if isinstance(encoder, (str, os.PathLike)):
         cfg = AutoConfig.from_pretrained(os.fspath(encoder))
         if cfg.model_type != "whisper":
@@ -299,17 +317,24 @@ def add_llaso_tokens(tokenizer: Any, config: LlasoConfig) -> dict[str, int]:
     return ids
 
 
+def _rows(model: PreTrainedModel) -> int:
+    """Rows of the input embedding matrix."""
+    weight = model.get_input_embeddings().weight
+    assert isinstance(weight, torch.Tensor)
+    return int(weight.shape[0])
+
+
 def _mean_init_rows(model: PreTrainedModel, new_ids: list[int], old_rows: int) -> None:
     """Resize the embeddings to cover `new_ids` and set those rows to the mean of the first `old_rows`."""
     need = max([*new_ids, -1]) + 1
-    emb = model.get_input_embeddings()
-    if need > emb.weight.shape[0]:
+    if need > _rows(model):
         model.resize_token_embeddings(need, mean_resizing=False)
     with torch.no_grad():
         for layer in (model.get_input_embeddings(), model.get_output_embeddings()):
             if layer is None:
                 continue
             w = layer.weight
+            assert isinstance(w, torch.Tensor)
             mean = w[:old_rows].float().mean(0).to(w.dtype)
             for i in new_ids:
                 w[i] = mean
@@ -331,11 +356,16 @@ def build_llaso(
     from llaso.model.processing import LlasoProcessor
 
     enc = _load_encoder(encoder, dtype)
-    if isinstance(language_model, (str, os.PathLike)):
-        lm = AutoModelForCausalLM.from_pretrained(os.fspath(language_model), dtype=dtype)
-    else:
-        lm = language_model
-    tok = AutoTokenizer.from_pretrained(os.fspath(tokenizer)) if isinstance(tokenizer, (str, os.PathLike)) else tokenizer
+    lm: PreTrainedModel = (
+        AutoModelForCausalLM.from_pretrained(os.fspath(language_model), dtype=dtype)
+        if isinstance(language_model, (str, os.PathLike))
+        else language_model
+    )
+    tok = (
+        AutoTokenizer.from_pretrained(os.fspath(tokenizer))
+        if isinstance(tokenizer, (str, os.PathLike))
+        else tokenizer
+    )
 
     overrides = dict(config_overrides)
     vocab = tok.get_vocab()
@@ -350,7 +380,7 @@ def build_llaso(
     config = LlasoConfig(
         audio_config=copy.deepcopy(enc.config), text_config=copy.deepcopy(lm.config), **overrides
     )
-    old_rows = lm.get_input_embeddings().weight.shape[0]
+    old_rows = _rows(lm)
     n_before = len(tok)
     ids = add_llaso_tokens(tok, config)
     added = sorted(i for i in ids.values() if i >= n_before)
@@ -367,7 +397,9 @@ def build_llaso(
 
 
 def _generation_config(lm: PreTrainedModel, tok: Any, config: LlasoConfig) -> GenerationConfig:
-    gen = copy.deepcopy(lm.generation_config) if getattr(lm, "generation_config", None) else GenerationConfig()
+    gen = (
+        copy.deepcopy(lm.generation_config) if getattr(lm, "generation_config", None) else GenerationConfig()
+    )
     eos = gen.eos_token_id if gen.eos_token_id is not None else tok.eos_token_id
     eos_list = list(eos) if isinstance(eos, (list, tuple)) else ([] if eos is None else [eos])
     if config.eot_token and config.eot_token in tok.get_vocab():
@@ -400,3 +432,51 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
 
 
 register_auto_classes()
+
+
+def build_tiny_llaso(
+    *,
+    window_seconds: int = 10,
+    d_model: int = 32,
+    hidden_size: int = 32,
+    layers: int = 2,
+    tokenizer_style: str = "llama3",
+    seed: int = 0,
+    **config_overrides: Any,
+) -> tuple[LlasoForConditionalGeneration, LlasoProcessor]:
+    """A tiny random LLaSO model and its processor (toy tokenizer), built in memory for tests/benchmarks.
+
+    Whisper-shaped encoder (80 mel bins, `window_seconds` windows via `max_source_positions`) +
+    Llama-shaped LM; `config_overrides` as in `from_pretrained_parts` (`audio_token_mode`, `stack_factor`...).
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM, WhisperConfig
+
+    from llaso.model.processing import make_toy_tokenizer
+
+    torch.manual_seed(seed)
+    heads = max(1, d_model // 16)
+    wc = WhisperConfig(
+        d_model=d_model,
+        encoder_layers=1,
+        encoder_attention_heads=heads,
+        encoder_ffn_dim=2 * d_model,
+        decoder_layers=1,
+        decoder_attention_heads=heads,
+        decoder_ffn_dim=2 * d_model,
+        num_mel_bins=80,
+        max_source_positions=window_seconds * 50,
+    )
+    tok = make_toy_tokenizer(tokenizer_style)
+    lc = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=True,
+        max_position_embeddings=8192,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    return build_llaso(WhisperEncoder(wc), LlamaForCausalLM(lc), tok, **config_overrides)

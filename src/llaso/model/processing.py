@@ -18,6 +18,7 @@ the model's limit) raises `LlasoInputError` (a `ValueError`) naming the sample, 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
@@ -131,7 +132,9 @@ class LlasoProcessor(ProcessorMixin):
             return_attention_mask=True,
         )
         if config.audio_token is None:
-            raise ValueError("config.audio_token is not set; build the model with from_pretrained_parts first")
+            raise ValueError(
+                "config.audio_token is not set; build the model with from_pretrained_parts first"
+            )
         return cls(
             fe,
             tokenizer,
@@ -154,10 +157,17 @@ class LlasoProcessor(ProcessorMixin):
         vocab = self.tokenizer.get_vocab()
         needed = [self.audio_token]
         if self.use_audio_start_end:
-            needed += [self.audio_tag_open, self.audio_tag_close, self.audio_start_token, self.audio_end_token]
+            needed += [
+                self.audio_tag_open,
+                self.audio_tag_close,
+                self.audio_start_token,
+                self.audio_end_token,
+            ]
         missing = [t for t in needed if t not in vocab]
         if missing:
-            raise ValueError(f"the tokenizer lacks the LLaSO tokens {missing}; add them with add_llaso_tokens()")
+            raise ValueError(
+                f"the tokenizer lacks the LLaSO tokens {missing}; add them with add_llaso_tokens()"
+            )
         if self.prompt_format == "chat_template" and not getattr(self.tokenizer, "chat_template", None):
             raise ValueError("prompt_format='chat_template' but the tokenizer has no chat template")
 
@@ -181,7 +191,10 @@ class LlasoProcessor(ProcessorMixin):
     def _window_positions(self, n_samples: int) -> int:
         mel = -(-n_samples // MEL_HOP_LENGTH)  # what the feature extractor's attention mask counts
         return audio_positions(
-            mel, window_frames=self.window_mel_frames, mode=self.audio_token_mode, stack_factor=self.stack_factor
+            mel,
+            window_frames=self.window_mel_frames,
+            mode=self.audio_token_mode,
+            stack_factor=self.stack_factor,
         )
 
     # ---- rendering -------------------------------------------------------------------------------
@@ -193,7 +206,9 @@ class LlasoProcessor(ProcessorMixin):
         """
         if AUDIO_PLACEHOLDER not in user_text:
             return user_text
-        inner = f"{self.audio_start_token}{marker}{self.audio_end_token}" if self.use_audio_start_end else marker
+        inner = (
+            f"{self.audio_start_token}{marker}{self.audio_end_token}" if self.use_audio_start_end else marker
+        )
         tagged = f"{self.audio_tag_open}{inner}{self.audio_tag_close}"
         before = user_text.split(AUDIO_PLACEHOLDER, 1)[0]
         wrapped = f"\n{tagged}\n\n" if before.strip() else f"{tagged}\n"
@@ -226,12 +241,16 @@ class LlasoProcessor(ProcessorMixin):
         chat = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         chat += [{"role": role, "content": text} for role, text in msgs]
         return str(
-            self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=add_generation_prompt)
+            self.tokenizer.apply_chat_template(
+                chat, tokenize=False, add_generation_prompt=add_generation_prompt
+            )
         )
 
     def render_prompt(self, sample: Sample, add_generation_prompt: bool = False) -> str:
         """The conversation as text, `<audio>` kept as one placeholder (BOS not included: it is a token)."""
-        return self._render(self._messages(sample, AUDIO_PLACEHOLDER, add_generation_prompt), add_generation_prompt)
+        return self._render(
+            self._messages(sample, AUDIO_PLACEHOLDER, add_generation_prompt), add_generation_prompt
+        )
 
     def _segments(self, sample: Sample, add_generation_prompt: bool) -> list[tuple[str, bool]]:
         """The rendered text as (piece, supervised) pairs: answers + their end-of-turn token supervised."""
@@ -246,7 +265,11 @@ class LlasoProcessor(ProcessorMixin):
             if not (prompt.startswith(done) and full.startswith(prompt)):
                 raise ValueError("the chat template does not render conversations as growing prefixes")
             answer = full[len(prompt) :]
-            cut = answer.find(self.eot_token) + len(self.eot_token) if self.eot_token and self.eot_token in answer else len(answer)
+            cut = (
+                answer.find(self.eot_token) + len(self.eot_token)
+                if self.eot_token and self.eot_token in answer
+                else len(answer)
+            )
             segs += [(prompt[len(done) :], False), (answer[:cut], True), (answer[cut:], False)]
             done = full
         final = self._render(msgs, add_generation_prompt) if add_generation_prompt or not segs else done
@@ -317,7 +340,9 @@ class LlasoProcessor(ProcessorMixin):
             )
         return _Prepared(ids, labels, windows, positions)
 
-    def _tokenize(self, sample: Sample, add_generation_prompt: bool, positions: list[int]) -> tuple[list[int], list[int]]:
+    def _tokenize(
+        self, sample: Sample, add_generation_prompt: bool, positions: list[int]
+    ) -> tuple[list[int], list[int]]:
         tok = self.tokenizer
         ids: list[int] = []
         labels: list[int] = []
@@ -339,7 +364,7 @@ class LlasoProcessor(ProcessorMixin):
         return ids, labels
 
     # ---- batches ---------------------------------------------------------------------------------
-    def __call__(  # type: ignore[override]
+    def __call__(
         self,
         samples: Sample | Mapping[str, Any] | Iterable[Sample | Mapping[str, Any]],
         *,
@@ -388,7 +413,11 @@ class LlasoProcessor(ProcessorMixin):
         prepared = []
         for n, s in enumerate(samples):
             sid = repr(s.id) if s.id is not None else f"#{n} (no id)"
-            prepared.append(self._prepare(s, sid, add_generation_prompt, audio_root, None if audios is None else audios[n]))
+            prepared.append(
+                self._prepare(
+                    s, sid, add_generation_prompt, audio_root, None if audios is None else audios[n]
+                )
+            )
         side = padding_side or ("left" if add_generation_prompt else "right")
         if side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', got {side!r}")
@@ -421,11 +450,13 @@ class LlasoProcessor(ProcessorMixin):
             )
             batch["input_features"] = feats["input_features"]
             batch["input_features_mask"] = feats["attention_mask"].long()
-            batch["audio_lengths"] = torch.tensor([n for p in prepared for n in p.audio_positions], dtype=torch.long)
+            batch["audio_lengths"] = torch.tensor(
+                [n for p in prepared for n in p.audio_positions], dtype=torch.long
+            )
         return batch
 
     # ---- decoding --------------------------------------------------------------------------------
-    def batch_decode(self, sequences: Any, skip_special_tokens: bool = True, **kwargs: Any) -> list[str]:  # type: ignore[override]
+    def batch_decode(self, sequences: Any, skip_special_tokens: bool = True, **kwargs: Any) -> list[str]:
         """Decode token ids (e.g. `generate()` output sliced after the prompt); audio placeholders dropped."""
         if isinstance(sequences, torch.Tensor):
             sequences = sequences.tolist()
@@ -433,7 +464,7 @@ class LlasoProcessor(ProcessorMixin):
         cleaned = [[t for t in row if t != aid and t >= 0] for row in sequences]
         return list(self.tokenizer.batch_decode(cleaned, skip_special_tokens=skip_special_tokens, **kwargs))
 
-    def decode(self, sequence: Any, skip_special_tokens: bool = True, **kwargs: Any) -> str:  # type: ignore[override]
+    def decode(self, sequence: Any, skip_special_tokens: bool = True, **kwargs: Any) -> str:
         return self.batch_decode([sequence], skip_special_tokens=skip_special_tokens, **kwargs)[0]
 
     @property
@@ -496,10 +527,8 @@ def make_toy_tokenizer(style: str = "llama3", vocab_size: int = 400) -> Any:
 
 
 def register_auto_processor() -> None:
-    try:
+    with contextlib.suppress(ValueError):  # already registered
         AutoProcessor.register(LlasoConfig, LlasoProcessor)
-    except ValueError:
-        pass
 
 
 register_auto_processor()

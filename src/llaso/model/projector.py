@@ -26,7 +26,9 @@ def stack_frames(frames: torch.Tensor, k: int) -> torch.Tensor:
 
 
 class AudioProjector(nn.Module):
-    def __init__(self, projector_type: str, in_features: int, out_features: int, stack_factor: int = 1) -> None:
+    def __init__(
+        self, projector_type: str, in_features: int, out_features: int, stack_factor: int = 1
+    ) -> None:
         super().__init__()
         depth = parse_projector_type(projector_type)
         self.projector_type = projector_type
