@@ -240,7 +240,7 @@ class Context:
         backend = self.tts
         if backend == "espeak-ng" and mix and self.extra_backends:
             x = rng.random()
-            if x < mix * 0.75 and "flite" in self.extra_backends:
+            if x < mix * 0.9 and "flite" in self.extra_backends:  # festival is ~50x slower than espeak-ng
                 backend = "flite"
             elif x < mix and "festival" in self.extra_backends:
                 backend = "festival"

@@ -87,7 +87,7 @@ def load_model(
     model = LlasoForConditionalGeneration.from_pretrained(path, dtype=dtype)
     processor = LlasoProcessor.from_pretrained(path)
     if device:
-        model.to(device)  # in place (nn.Module.to returns self)
+        model.to(device)  # type: ignore[arg-type]  # transformers types .to() as a decorator here
     return model.eval(), processor
 
 

