@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import random
 import time
 from collections import defaultdict
@@ -86,6 +87,7 @@ TRAIN_RATIOS = {
     "*": {Modality.TEXT_AUDIO: 0.8, Modality.PURE_AUDIO: 0.2},
 }
 EVAL_STRATA = {"AQA": tuple(Modality), "*": (Modality.TEXT_AUDIO, Modality.PURE_AUDIO)}
+DEFAULT_WORKERS = min(8, 2 * (os.cpu_count() or 1))
 MAX_INSTRUCTION_WORDS = 16  # spoken instructions use the shorter templates, to keep (a) clips short
 INSTRUCTION_SPEEDS = (1.0, 1.2, 1.4)  # and brisk voices (the release used 0.6-1.2 with a neural TTS)
 CORPUS = "llaso-synth"
@@ -1027,7 +1029,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="small: ~200 training items per task (a few minutes on 2 cores); medium: ~1000",
     )
     p.add_argument("--seed", type=int, default=0, help="everything (texts, voices, notes, splits) follows it")
-    p.add_argument("--workers", type=int, default=2, help="parallel synthesis threads (default 2)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help=f"parallel synthesis threads; the work is in TTS subprocesses, so 2 per core pays (default {DEFAULT_WORKERS})",
+    )
     p.add_argument(
         "--tts",
         default=DEFAULT_BACKEND,
