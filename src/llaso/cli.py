@@ -30,6 +30,7 @@ COMMANDS: list[tuple[str | None, str, str, str]] = [
     (None, "chat", "llaso.infer.cli", "answer one audio request with a model"),
     (None, "eval", "llaso.evaluate.cli", "score prediction files and write reports"),
     (None, "demo", "llaso.demo", "run the main job on the built-in sample"),
+    (None, "train", "llaso.train.cli", "train a model: stage 1 align or stage 2 instruct"),
 ]
 
 GROUP_HELP = {"data": "corpus tools", "tasks": "the task registry", "weights": "model weights"}

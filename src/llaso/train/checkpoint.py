@@ -1,0 +1,205 @@
+"""Checkpoints: transformers folders plus the projector file and the state needed to resume.
+
+`OUT/checkpoint-<step>/` holds
+
+* the model and processor in transformers format (`save_pretrained`; LoRA adapters merged in), so a
+  checkpoint loads with `LlasoForConditionalGeneration.from_pretrained` or `llaso infer --model`;
+* `mm_audio_aligner.bin`, the projector alone under the original names
+  (`model.mm_audio_aligner.projector.{0,2}.{weight,bias}`), and `projector.safetensors` under ours
+  (`projector.net.{0,2}.*`): either is what `model.projector=` takes in stage 2;
+* `accelerate/`: `Accelerator.save_state` (model, optimizer, scheduler, RNG of every process; sharded
+  the engine's own way under FSDP/DeepSpeed);
+* `trainer_state.json`: step, epoch, position in the epoch's batch order, counters. Written last.
+
+A checkpoint is built in `OUT/.tmp-checkpoint-<step>/` and renamed when complete, so a run killed while
+saving leaves no folder named `checkpoint-*` that is not complete; the temporary one is removed at the
+next start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from llaso.model.modeling import LlasoForConditionalGeneration
+
+log = logging.getLogger(__name__)
+
+ORIGINAL_PROJECTOR_FILE = "mm_audio_aligner.bin"
+PROJECTOR_FILE = "projector.safetensors"
+STATE_FILE = "trainer_state.json"
+ACCELERATE_DIR = "accelerate"
+_CKPT_RE = re.compile(r"^checkpoint-(\d+)$")
+_ORIGINAL_PREFIX = "model.mm_audio_aligner.projector."
+_OUR_PREFIX = "projector.net."
+
+
+# ---- the projector file -----------------------------------------------------------------------------
+def projector_state(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The projector's tensors of a full model state dict, under our names (`projector.net.N.*`)."""
+    return {k: v for k, v in state_dict.items() if k.startswith(_OUR_PREFIX)}
+
+
+def to_original_names(projector: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`projector.net.0.weight` → `model.mm_audio_aligner.projector.0.weight` (the original layout)."""
+    return {_ORIGINAL_PREFIX + k.removeprefix(_OUR_PREFIX): v for k, v in projector.items()}
+
+
+def save_projector(folder: str | os.PathLike[str], state_dict: dict[str, torch.Tensor]) -> None:
+    from safetensors.torch import save_file
+
+    proj = {k: v.detach().cpu().contiguous() for k, v in projector_state(state_dict).items()}
+    torch.save(to_original_names(proj), Path(folder) / ORIGINAL_PROJECTOR_FILE)
+    save_file(proj, str(Path(folder) / PROJECTOR_FILE))
+
+
+def read_projector(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """A projector file as {`net.N.weight|bias`: tensor}; a folder means its projector file.
+
+    Accepts ours (`projector.safetensors`, `projector.net.N.*`) and the original's `mm_audio_aligner.bin`
+    (`model.mm_audio_aligner.projector.N.*`, with or without the `model.` prefix).
+    """
+    p = Path(path)
+    if p.is_dir():
+        found = [p / n for n in (PROJECTOR_FILE, ORIGINAL_PROJECTOR_FILE) if (p / n).is_file()]
+        if not found:
+            raise FileNotFoundError(f"{p}: no {PROJECTOR_FILE} or {ORIGINAL_PROJECTOR_FILE} in this folder")
+        p = found[0]
+    if not p.is_file():
+        raise FileNotFoundError(f"projector file not found: {p}")
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        raw = load_file(str(p))
+    else:
+        raw = torch.load(p, map_location="cpu", weights_only=True)
+    out = {}
+    for k, v in raw.items():
+        for prefix in (_ORIGINAL_PREFIX, "mm_audio_aligner.projector.", _OUR_PREFIX, "net."):
+            if k.startswith(prefix):
+                out["net." + k.removeprefix(prefix)] = v
+                break
+        else:
+            raise ValueError(f"{p}: unexpected key {k!r} in a projector file")
+    if not out:
+        raise ValueError(f"{p}: no projector weights in this file")
+    return out
+
+
+def load_projector(model: LlasoForConditionalGeneration, path: str | os.PathLike[str]) -> None:
+    """Load a stage-1 projector into `model.projector` (shapes and names must match exactly)."""
+    sd = read_projector(path)
+    own = model.projector.state_dict()
+    if set(sd) != set(own):
+        raise ValueError(f"{path}: projector keys {sorted(sd)} do not match the model's {sorted(own)}")
+    for k, v in sd.items():
+        if tuple(v.shape) != tuple(own[k].shape):
+            raise ValueError(
+                f"{path}: projector {k} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)} "
+                "(another encoder, LLM, projector_type or stack_factor?)"
+            )
+    model.projector.load_state_dict({k: v.to(own[k].dtype) for k, v in sd.items()})
+
+
+# ---- LoRA ------------------------------------------------------------------------------------------
+def merge_lora_state_dict(state_dict: dict[str, torch.Tensor], scaling: dict[str, float]) -> dict[str, Any]:
+    """A plain (adapter-free) state dict: `W + scaling · B @ A` for every LoRA-wrapped Linear.
+
+    `scaling` maps a wrapped module's name (`language_model.model.layers.0.self_attn.q_proj`) to
+    alpha / r. Works on a gathered full state dict, so it is the same under DDP, FSDP and DeepSpeed.
+    """
+    out: dict[str, Any] = {}
+    for k, v in state_dict.items():
+        if ".lora_" in k:
+            continue
+        out[k.replace(".base_layer.", ".")] = v
+    for name, s in scaling.items():
+        a = state_dict[f"{name}.lora_A.default.weight"]
+        b = state_dict[f"{name}.lora_B.default.weight"]
+        w = state_dict[f"{name}.base_layer.weight"]
+        out[f"{name}.weight"] = (w.float() + s * (b.float() @ a.float())).to(w.dtype)
+    return out
+
+
+def lora_scaling(model: torch.nn.Module) -> dict[str, float]:
+    from peft.tuners.lora import LoraLayer
+
+    return {
+        name: float(mod.scaling["default"])
+        for name, mod in model.named_modules()
+        if isinstance(mod, LoraLayer) and "default" in mod.scaling
+    }
+
+
+# ---- finding and rotating checkpoints --------------------------------------------------------------
+def checkpoint_step(path: Path) -> int | None:
+    m = _CKPT_RE.match(path.name)
+    return int(m.group(1)) if m else None
+
+
+def list_checkpoints(out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Complete checkpoints (with their state file), oldest first."""
+    root = Path(out_dir)
+    if not root.is_dir():
+        return []
+    found = [
+        (step, p)
+        for p in root.iterdir()
+        if p.is_dir() and (step := checkpoint_step(p)) is not None and (p / STATE_FILE).is_file()
+    ]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(out_dir: str | os.PathLike[str]) -> Path | None:
+    found = list_checkpoints(out_dir)
+    return found[-1] if found else None
+
+
+def read_state(checkpoint: Path) -> dict[str, Any]:
+    return dict(json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8")))
+
+
+def rotate(out_dir: str | os.PathLike[str], keep: int | None) -> list[Path]:
+    """Delete all but the newest `keep` checkpoints; returns the deleted ones."""
+    if not keep or keep < 1:
+        return []
+    found = list_checkpoints(out_dir)
+    gone = found[:-keep]
+    for p in gone:
+        shutil.rmtree(p, ignore_errors=True)
+    return gone
+
+
+def remove_partial(out_dir: str | os.PathLike[str]) -> None:
+    """Remove temporary folders left by a run killed while saving."""
+    root = Path(out_dir)
+    if root.is_dir():
+        for p in root.iterdir():
+            if p.is_dir() and p.name.startswith(".tmp-"):
+                log.info("removing an incomplete save: %s", p)
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def write_state(folder: Path, state: dict[str, Any]) -> None:
+    tmp = folder / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, folder / STATE_FILE)
+
+
+def publish(tmp: Path, final: Path) -> None:
+    """Rename a finished temporary folder into place (replacing an older folder of the same name)."""
+    if final.exists():
+        old = final.with_name(f".tmp-old-{final.name}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)

@@ -1,0 +1,332 @@
+"""Training configs: typed dataclasses read from YAML, with `key=value` command-line overrides.
+
+One `TrainConfig` holds every setting of a run, grouped in sections (`model`, `data`, `params`, `lora`,
+`optim`, `loop`, `save`, `log`); every default lives here. A YAML file may start from another one with
+`base: other.yaml` (a path relative to the file; the two are merged key by key). Overrides use dotted keys:
+`optim.lr=1e-4 loop.max_steps=10 data.train=[a.json,b.json]`. Values are parsed as YAML and then checked
+against the field's type, so a typo (`optim.lrr=1`) or a wrong type (`loop.epochs=many`) is an error that
+names the key, not a silent default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+STAGES = ("align", "instruct")
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema; the message names the key."""
+
+
+@dataclass
+class ModelSection:
+    """Where the starting model comes from (exactly one of `path`, `encoder`+`language_model`, `tiny`)."""
+
+    path: str | None = None  # a saved llaso model folder (from_pretrained)
+    encoder: str | None = None  # a local Whisper folder (stage 1 and 2 of the original: whisper-large-v3)
+    language_model: str | None = None  # a local causal-LM folder (Llama-3.2-3B-Instruct)
+    tokenizer: str | None = None  # default: the language model's folder
+    tiny: dict[str, Any] | None = None  # build_tiny_llaso(**tiny): a random tiny model for tests and smoke runs
+    config: dict[str, Any] = field(default_factory=dict)  # LlasoConfig overrides when building from parts
+    projector: str | None = None  # stage-1 projector: our projector.safetensors, mm_audio_aligner.bin or a folder
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # weights as loaded (autocast is loop.mixed_precision)
+    model_max_length: int | None = 2048  # text tokens per sample (the original's cap); longer text is truncated
+    max_positions: int | None = None  # whole LLM sequence incl. audio; longer samples are skipped (None: model limit)
+
+
+@dataclass
+class DataSection:
+    train: list[str] = field(default_factory=list)  # corpus files or folders (.json/.jsonl)
+    audio_root: str | None = None  # voice paths are relative to this folder
+    preflight: bool = True  # `llaso data validate` over the training files before the first step
+    preflight_audio: bool = False  # also probe every audio file in the pre-flight (slow on big corpora)
+    group_by_length: bool = False  # the original's length-grouped sampler (REFERENCE §3.3)
+    num_workers: int = 0  # DataLoader workers (audio decoding and features)
+    feature_cache: bool = False  # cache the frozen encoder's outputs on disk (stage 1)
+    cache_dir: str | None = None  # default: OUTPUT_DIR/feature-cache
+
+
+@dataclass
+class ParamsSection:
+    """Which parameters train, by glob patterns on names (`projector.*`, `language_model.*`, `*lora_*`).
+
+    The stage gives the default `trainable` list; `frozen` patterns win over `trainable` ones; a pattern
+    that matches no parameter is an error (it is almost always a typo).
+    """
+
+    trainable: list[str] | None = None
+    frozen: list[str] = field(default_factory=list)
+    train_encoder: bool = False  # add `audio_tower.*` (the original could not without edits)
+
+
+@dataclass
+class LoraSection:
+    enabled: bool = False
+    r: int = 64  # the original's (unused) LoRA options: r 64, alpha 16, dropout 0.05
+    alpha: int = 16
+    dropout: float = 0.05
+    targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    modules: list[str] = field(default_factory=lambda: ["language_model"])  # and/or "audio_tower"
+
+
+@dataclass
+class OptimSection:
+    lr: float = 1e-3
+    weight_decay: float = 0.0  # never on biases and norms
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    scheduler: str = "cosine"  # any transformers get_scheduler name
+    warmup_ratio: float = 0.0
+    warmup_steps: int | None = None  # wins over warmup_ratio
+    max_grad_norm: float | None = 1.0  # applied at every optimizer step (None or 0: no clipping)
+
+
+@dataclass
+class LoopSection:
+    epochs: int = 1
+    max_steps: int | None = None  # stop after this many optimizer steps (the schedule still spans them)
+    per_device_batch_size: int = 2
+    grad_accum: int = 32
+    mixed_precision: Literal["no", "bf16", "fp16"] = "bf16"
+    gradient_checkpointing: bool = False
+    seed: int = 42
+    find_unused_parameters: bool = True  # DDP: a text-only batch leaves the projector without gradient
+
+
+@dataclass
+class SaveSection:
+    steps: int = 100
+    total_limit: int | None = 20  # keep the newest N checkpoints
+    final: bool = True  # OUTPUT_DIR/final/ at the end
+
+
+@dataclass
+class LogSection:
+    steps: int = 1
+    tensorboard: bool | None = None  # None: when tensorboard is installed
+    progress: bool = True
+
+
+@dataclass
+class TrainConfig:
+    stage: Literal["align", "instruct"] = "align"
+    output_dir: str = "runs/train"
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    params: ParamsSection = field(default_factory=ParamsSection)
+    lora: LoraSection = field(default_factory=LoraSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    loop: LoopSection = field(default_factory=LoopSection)
+    save: SaveSection = field(default_factory=SaveSection)
+    log: LogSection = field(default_factory=LogSection)
+
+    def trainable_patterns(self) -> list[str]:
+        """The `trainable` patterns in force: the explicit list, or the stage's default."""
+        if self.params.trainable is not None:
+            pats = list(self.params.trainable)
+        elif self.stage == "align":
+            pats = ["projector.*"]
+        elif self.lora.enabled:
+            pats = ["projector.*", "*lora_*"]
+        else:
+            pats = ["projector.*", "language_model.*"]
+        if self.params.train_encoder and not self.lora.enabled:
+            pats.append("audio_tower.*")
+        return pats
+
+    def validate(self) -> None:
+        m = self.model
+        sources = [m.path is not None, m.encoder is not None or m.language_model is not None, m.tiny is not None]
+        if sum(sources) != 1:
+            raise ConfigError("model: give exactly one of model.path, model.encoder+model.language_model, model.tiny")
+        if (m.encoder is None) != (m.language_model is None):
+            raise ConfigError("model: model.encoder and model.language_model go together")
+        if not self.data.train:
+            raise ConfigError("data.train: no training files (set data.train=[FILE,...])")
+        for name, value in (
+            ("loop.per_device_batch_size", self.loop.per_device_batch_size),
+            ("loop.grad_accum", self.loop.grad_accum),
+            ("loop.epochs", self.loop.epochs),
+            ("save.steps", self.save.steps),
+            ("log.steps", self.log.steps),
+        ):
+            if value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}")
+        if self.optim.lr <= 0:
+            raise ConfigError(f"optim.lr must be > 0, got {self.optim.lr}")
+        if not 0 <= self.optim.warmup_ratio < 1:
+            raise ConfigError(f"optim.warmup_ratio must be in [0, 1), got {self.optim.warmup_ratio}")
+        if self.lora.enabled:
+            bad = [x for x in self.lora.modules if x not in ("language_model", "audio_tower")]
+            if bad or not self.lora.modules:
+                raise ConfigError(f"lora.modules: expected language_model and/or audio_tower, got {self.lora.modules}")
+        if self.data.feature_cache and (self.params.train_encoder or "audio_tower" in self._lora_modules()):
+            raise ConfigError("data.feature_cache needs a frozen encoder (params.train_encoder / LoRA on it is on)")
+
+    def _lora_modules(self) -> list[str]:
+        return self.lora.modules if self.lora.enabled else []
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---- loading ------------------------------------------------------------------------------------------
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """A validated `TrainConfig` from a YAML file (with its `base:` chain) and `key=value` overrides."""
+    data: dict[str, Any] = _read_yaml(Path(path)) if path is not None else {}
+    for item in overrides:
+        key, value = parse_override(item)
+        _set_dotted(data, key, value)
+    cfg = from_dict(TrainConfig, data, "")
+    cfg.validate()
+    return cfg
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: `base:` loop through {' -> '.join(map(str, seen))}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a training config must be a mapping, got {type(raw).__name__}")
+    raw.pop("description", None)
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    merged = _read_yaml(path.parent / str(base), (*seen, path))
+    _deep_merge(merged, raw)
+    return merged
+
+
+def _deep_merge(into: dict[str, Any], new: dict[str, Any]) -> None:
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict) and k not in ("tiny", "config"):
+            _deep_merge(into[k], v)
+        else:
+            into[k] = v
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`optim.lr=1e-4` → ("optim.lr", "1e-4" parsed as YAML)."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. optim.lr=1e-4")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {item!r}: value is not valid YAML: {e}") from None
+    return key, value
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for i, p in enumerate(parts[:-1]):
+        nxt = node.get(p)
+        if nxt is None:
+            nxt = node[p] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override {key}: {'.'.join(parts[: i + 1])} is not a section")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def from_dict(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass `cls` from a mapping, checking every key and value type."""
+    label = where or "config"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label}: expected a mapping, got {type(data).__name__} {data!r:.60}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{where}.{key}" if where else str(key)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), sorted(fields), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(fields))})"
+            raise ConfigError(f"unknown config key {dotted!r}{hint}")
+        kwargs[key] = _coerce(hints[key], value, dotted)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return from_dict(tp, value if value is not None else {}, where)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, value, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of {tp}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: expected one of {list(args)}, got {value!r}")
+        return value
+    if origin is list:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value = [value]  # `data.train=a.json` means a list of one
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        return [_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads `1e-4` as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    raise ConfigError(f"{where}: unsupported type {tp}")  # pragma: no cover (a schema bug)
+
+
+def dump_config(cfg: TrainConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

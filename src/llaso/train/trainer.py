@@ -1,0 +1,646 @@
+"""The training loop: a plain `accelerate` loop, the same code on one CPU and under DDP, FSDP or DeepSpeed.
+
+Per optimizer step: `per_device_batch_size` × `grad_accum` × processes samples; gradients clipped to
+`optim.max_grad_norm` at every step (`accelerator.clip_grad_norm_`; under DeepSpeed the engine clips,
+with `gradient_clipping` set from the same value when the DeepSpeed config leaves it out or `auto`);
+AdamW without weight decay on biases and norms; a transformers schedule (cosine with warmup by default)
+stepped once per optimizer step; bf16/fp16 autocast from `loop.mixed_precision`.
+
+`train(cfg)` is the whole run: pre-flight check, model, data, resume from the newest complete checkpoint
+of `output_dir`, the loop, checkpoints, the final folder. See docs/training.md.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from llaso.train.cache import FeatureCache, encode_windows, encoder_fingerprint, project_frames
+from llaso.train.checkpoint import (
+    ACCELERATE_DIR,
+    latest_checkpoint,
+    lora_scaling,
+    merge_lora_state_dict,
+    publish,
+    read_state,
+    remove_partial,
+    rotate,
+    save_projector,
+    write_state,
+)
+from llaso.train.config import ConfigError, TrainConfig, dump_config
+from llaso.train.data import Collator, ListBatchSampler, Skipped, TrainDataset, epoch_order, rank_batches
+
+log = logging.getLogger(__name__)
+
+LOG_FILE = "train_log.jsonl"
+SKIPPED_FILE = "skipped.jsonl"
+
+
+class PreflightError(ValueError):
+    """The training data failed the pre-flight check; the message is the validation summary."""
+
+
+class TrainingOOMError(RuntimeError):
+    """Out of memory on a batch; the message names its samples and their lengths."""
+
+
+@dataclass
+class TrainResult:
+    global_step: int = 0
+    total_steps: int = 0
+    epochs_done: int = 0
+    skipped: int = 0
+    samples: int = 0
+    last_loss: float | None = None
+    resumed_from: str | None = None
+    output_dir: str = ""
+    losses: list[float] = field(default_factory=list)
+    grad_norms: list[float | None] = field(default_factory=list)
+
+
+# ---- model -----------------------------------------------------------------------------------------
+def build_model(cfg: TrainConfig) -> tuple[Any, Any]:
+    """The starting model and processor of a run (from a folder, from parts, or tiny), projector loaded."""
+    from llaso.model.modeling import LlasoForConditionalGeneration, build_llaso, build_tiny_llaso
+    from llaso.model.processing import LlasoProcessor
+    from llaso.train.checkpoint import load_projector
+
+    m = cfg.model
+    dtype = getattr(torch, m.dtype)
+    if m.tiny is not None:
+        model, processor = build_tiny_llaso(**{**m.tiny, **m.config})
+        model.to(dtype)  # type: ignore[arg-type]
+    elif m.path is not None:
+        model = LlasoForConditionalGeneration.from_pretrained(m.path, dtype=dtype)
+        processor = LlasoProcessor.from_pretrained(m.path)
+    else:
+        assert m.encoder is not None and m.language_model is not None
+        model, processor = build_llaso(
+            m.encoder, m.language_model, m.tokenizer or m.language_model, dtype=dtype, **m.config
+        )
+    if m.projector:
+        load_projector(model, m.projector)
+        log.info("loaded the projector from %s", m.projector)
+    if m.max_positions:
+        processor.max_length = int(m.max_positions)
+    return model, processor
+
+
+def add_lora(model: nn.Module, cfg: TrainConfig) -> int:
+    """Inject LoRA adapters (peft) into the chosen parts; returns the number of wrapped Linears."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    targets = "|".join(re.escape(t) for t in cfg.lora.targets)
+    parts = "|".join(re.escape(x) for x in cfg.lora.modules)
+    lcfg = LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=rf"^({parts})\..*\.({targets})$",
+    )
+    inject_adapter_in_model(lcfg, model)
+    n = len(lora_scaling(model))
+    if not n:
+        raise ConfigError(f"lora: no Linear named {cfg.lora.targets} in {cfg.lora.modules}")
+    return n
+
+
+def set_trainable(model: nn.Module, trainable: list[str], frozen: list[str]) -> list[str]:
+    """requires_grad by glob patterns on parameter names (frozen wins); returns the trainable names."""
+    names = [n for n, _ in model.named_parameters()]
+    for pat in [*trainable, *frozen]:
+        if not any(fnmatch.fnmatchcase(n, pat) for n in names):
+            raise ConfigError(f"params: pattern {pat!r} matches no parameter (names look like {names[0]!r})")
+    on = []
+    for n, p in model.named_parameters():
+        want = any(fnmatch.fnmatchcase(n, pat) for pat in trainable) and not any(
+            fnmatch.fnmatchcase(n, pat) for pat in frozen
+        )
+        p.requires_grad_(want)
+        if want:
+            on.append(n)
+    if not on:
+        raise ConfigError("params: no parameter is trainable")
+    return on
+
+
+class TrainingModule(nn.Module):
+    """The model plus the loss, as one module for `accelerator.prepare` (DDP/FSDP wrap this).
+
+    With the feature cache the batch carries encoder frames instead of mel features for samples seen
+    before; the module projects them, scatters them into the placeholder positions and runs the LM on
+    `inputs_embeds`, which is what the model itself does after its encoder.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        lm = getattr(model, "language_model", None)
+        self._no_split_modules = [
+            *(getattr(model, "_no_split_modules", None) or []),
+            *(getattr(lm, "_no_split_modules", None) or []),
+        ]
+
+    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        model = self.model
+        if batch.get("dummy"):
+            # An empty micro-batch (all its samples skipped): a zero loss that still touches the
+            # graph, so every process runs the same collectives.
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
+            return out.logits.float().sum() * 0.0, None
+        if "cached_frames" not in batch:
+            out = model(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                labels=batch["labels"],
+                input_features=batch.get("input_features"),
+                input_features_mask=batch.get("input_features_mask"),
+                use_cache=False,
+            )
+            return out.loss, None
+        frames: list[Any] = list(batch["cached_frames"])
+        positions: list[int] = batch["window_positions"]
+        new: list[torch.Tensor] | None = None
+        if batch.get("input_features") is not None:
+            miss = [w for w, f in enumerate(frames) if f is None]
+            new = encode_windows(model, batch["input_features"], [positions[w] for w in miss])
+            for w, f in zip(miss, new, strict=True):
+                frames[w] = f
+        ids = batch["input_ids"]
+        audio_mask = ids == model.config.audio_token_id
+        embeds = model.get_input_embeddings()(ids.masked_fill(audio_mask, 0))
+        if frames:
+            feats = project_frames(model, frames, positions)
+            if feats.shape[0] != int(audio_mask.sum()):
+                raise RuntimeError(
+                    f"cached frames give {feats.shape[0]} audio positions for {int(audio_mask.sum())} placeholders"
+                )
+            embeds = embeds.masked_scatter(audio_mask.unsqueeze(-1), feats.to(embeds.dtype))
+        out = model(
+            inputs_embeds=embeds, attention_mask=batch["attention_mask"], labels=batch["labels"], use_cache=False
+        )
+        return out.loss, new
+
+
+def param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: no weight decay on biases, norms and other 1-D parameters."""
+    decay, no_decay = [], []
+    for n, p in module.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim < 2 or n.endswith(".bias") or "norm" in n.lower():
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+# ---- data ------------------------------------------------------------------------------------------
+def load_samples(paths: list[str]) -> list[Any]:
+    from llaso.data.jsonio import expand_inputs, iter_samples
+
+    files = expand_inputs(paths)
+    if not files:
+        raise ConfigError(f"data.train: no .json/.jsonl files in {paths}")
+    out = []
+    for f in files:
+        out.extend(iter_samples(f))
+    if not out:
+        raise ConfigError(f"data.train: {paths} hold no samples")
+    return out
+
+
+def preflight(cfg: TrainConfig) -> str:
+    """`llaso data validate` over the training files; raises PreflightError with its summary on errors."""
+    from llaso.data.validate import validate_paths
+
+    report = validate_paths(
+        cfg.data.train, check_audio=cfg.data.preflight_audio, audio_root=cfg.data.audio_root, progress=False
+    )
+    if report.errors:
+        raise PreflightError(
+            "pre-flight check of the training data failed (fix the data, or pass --skip-preflight):\n"
+            + report.summary()
+        )
+    return report.summary()
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            out[k] = v.to(device)
+        elif k == "cached_frames":
+            out[k] = [f.to(device) if f is not None else None for f in v]
+        else:
+            out[k] = v
+    return out
+
+
+def _describe(batch: dict[str, Any]) -> str:
+    ids = batch.get("sample_ids", [])
+    lengths = batch.get("lengths", [])
+    windows = batch.get("input_features")
+    wtxt = f", {windows.shape[0]} audio window(s)" if isinstance(windows, torch.Tensor) else ""
+    return ", ".join(f"{i} ({n} positions)" for i, n in zip(ids, lengths, strict=False)) + wtxt
+
+
+# ---- the loop ---------------------------------------------------------------------------------------
+class _Logger:
+    def __init__(self, out: Path, enabled: bool, tensorboard: bool | None) -> None:
+        self.enabled = enabled
+        self.file = (out / LOG_FILE).open("a", encoding="utf-8") if enabled else None
+        self.skips = (out / SKIPPED_FILE).open("a", encoding="utf-8") if enabled else None
+        self.tb = None
+        if enabled and tensorboard is not False:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(out / "tensorboard"))
+            except ImportError:
+                if tensorboard:
+                    log.warning("log.tensorboard is on but tensorboard is not installed (pip install tensorboard)")
+
+    def record(self, rec: dict[str, Any]) -> None:
+        if self.file is None:
+            return
+        self.file.write(json.dumps(rec) + "\n")
+        self.file.flush()
+        if self.tb is not None and "step" in rec:
+            for k, v in rec.items():
+                if isinstance(v, (int, float)) and k not in ("step", "epoch") and v is not None:
+                    self.tb.add_scalar(f"train/{k}", v, rec["step"])
+
+    def skipped(self, s: Skipped, step: int) -> None:
+        if self.skips is not None:
+            self.skips.write(json.dumps({"step": step, "index": s.index, "id": s.sample_id, "reason": s.reason}) + "\n")
+            self.skips.flush()
+
+    def close(self) -> None:
+        for f in (self.file, self.skips):
+            if f is not None:
+                f.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def train(cfg: TrainConfig, *, skip_preflight: bool = False, resume: bool = True) -> TrainResult:
+    """Run (or resume) a training run described by `cfg`."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_list, set_seed
+    from transformers import get_scheduler
+
+    from llaso.utils.progress import progress_bar
+
+    cfg.validate()
+    _quiet_libraries()
+    accelerator = Accelerator(
+        gradient_accumulation_steps=cfg.loop.grad_accum,
+        mixed_precision=cfg.loop.mixed_precision,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.loop.find_unused_parameters)],
+    )
+    main = accelerator.is_main_process
+    out = Path(cfg.output_dir)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        remove_partial(out)
+        (out / "train_config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+
+    # Pre-flight on the main process only; the verdict is shared so every process stops together.
+    verdict: list[Any] = [None]
+    if main and cfg.data.preflight and not skip_preflight:
+        try:
+            log.info("pre-flight:\n%s", preflight(cfg))
+        except PreflightError as e:
+            verdict = [str(e)]
+    if accelerator.num_processes > 1:
+        broadcast_object_list(verdict)
+    if verdict[0]:
+        raise PreflightError(verdict[0])
+
+    set_seed(cfg.loop.seed)
+    samples = load_samples(cfg.data.train)
+    model, processor = build_model(cfg)
+    if cfg.lora.enabled:
+        n = add_lora(model, cfg)
+        log.info("LoRA r=%d on %d Linear layers of %s", cfg.lora.r, n, "+".join(cfg.lora.modules))
+    trainable = set_trainable(model, cfg.trainable_patterns(), cfg.params.frozen)
+    encoder_trains = any(n.startswith("audio_tower.") for n in trainable)
+    model.config.freeze_encoder = not encoder_trains
+    if cfg.loop.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    n_all = sum(p.numel() for p in model.parameters())
+    log.info("stage %s: %s of %s parameters train", cfg.stage, f"{n_train:,}", f"{n_all:,}")
+
+    cache = None
+    if cfg.data.feature_cache:
+        root = Path(cfg.data.cache_dir) if cfg.data.cache_dir else out / "feature-cache"
+        cache = FeatureCache(root, encoder_fingerprint(model, cfg.loop.mixed_precision))
+        log.info("feature cache: %s", cache.dir)
+    dataset = TrainDataset(
+        samples,
+        processor,
+        audio_root=cfg.data.audio_root,
+        model_max_length=cfg.model.model_max_length,
+        cache=cache,
+    )
+    collator = Collator(processor.tokenizer.pad_token_id)
+    lengths, types = dataset.lengths(), dataset.types()
+    world, rank = accelerator.num_processes, accelerator.process_index
+    B, A = cfg.loop.per_device_batch_size, cfg.loop.grad_accum  # noqa: N806
+
+    def batches_of(epoch: int) -> list[list[int]]:
+        order = epoch_order(
+            lengths,
+            seed=cfg.loop.seed,
+            epoch=epoch,
+            group_by_length=cfg.data.group_by_length,
+            megabatch=world * A * B,
+            types=types,
+        )
+        return rank_batches(order, batch_size=B, world_size=world, rank=rank, grad_accum=A)
+
+    micro_per_epoch = len(batches_of(0))
+    steps_per_epoch = micro_per_epoch // A
+    if steps_per_epoch == 0:
+        raise ConfigError(
+            f"{len(samples)} samples are fewer than one optimizer step ({world} process(es) × "
+            f"per_device_batch_size {B} × grad_accum {A})"
+        )
+    total_steps = steps_per_epoch * cfg.loop.epochs
+    if cfg.loop.max_steps:
+        total_steps = min(total_steps, cfg.loop.max_steps)
+
+    module = TrainingModule(model)
+    module.train()
+    if not encoder_trains:
+        model.audio_tower.eval()  # frozen: no dropout, so its outputs (and the cache) are deterministic
+    optimizer = torch.optim.AdamW(
+        param_groups(module, cfg.optim.weight_decay),
+        lr=cfg.optim.lr,
+        betas=(cfg.optim.beta1, cfg.optim.beta2),
+        eps=cfg.optim.eps,
+    )
+    warmup = (
+        cfg.optim.warmup_steps
+        if cfg.optim.warmup_steps is not None
+        else math.ceil(cfg.optim.warmup_ratio * steps_per_epoch * cfg.loop.epochs)
+    )
+    scheduler = get_scheduler(
+        cfg.optim.scheduler,
+        optimizer,
+        num_warmup_steps=warmup,
+        num_training_steps=steps_per_epoch * cfg.loop.epochs,
+    )
+    _configure_deepspeed(accelerator, cfg)
+    module, optimizer = accelerator.prepare(module, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
+
+    # ---- resume ----
+    global_step, epoch, micro, samples_seen, skipped_total = 0, 0, 0, 0, 0
+    result = TrainResult(total_steps=total_steps, output_dir=str(out))
+    ckpt = latest_checkpoint(out) if resume else None
+    if ckpt is not None:
+        state = read_state(ckpt)
+        if state.get("mega_batch") != world * A * B:
+            raise ConfigError(
+                f"{ckpt} was written with {state.get('mega_batch')} samples per optimizer step, this run has "
+                f"{world * A * B} (processes × batch × grad_accum): the data order would differ; use the same "
+                "layout or a new output_dir"
+            )
+        accelerator.load_state(str(ckpt / ACCELERATE_DIR))
+        global_step, epoch, micro = state["global_step"], state["epoch"], state["micro"]
+        samples_seen, skipped_total = state.get("samples", 0), state.get("skipped", 0)
+        result.resumed_from = str(ckpt)
+        log.info("resuming from %s (step %d, epoch %d, micro-batch %d)", ckpt, global_step, epoch, micro)
+
+    logger = _Logger(out, main, cfg.log.tensorboard)
+    logger.record(
+        {
+            "event": "resume" if ckpt else "start",
+            "step": global_step,
+            "total_steps": total_steps,
+            "processes": world,
+            "mega_batch": world * A * B,
+            "trainable_parameters": n_train,
+        }
+    )
+    bar = progress_bar(
+        desc=f"train {cfg.stage}", unit="step", total=total_steps, disable=not (main and cfg.log.progress)
+    )
+    bar.update(global_step)
+    device = accelerator.device
+    dummy = {
+        "dummy": True,
+        "input_ids": torch.full((1, 2), int(processor.tokenizer.pad_token_id), dtype=torch.long),
+        "attention_mask": torch.ones((1, 2), dtype=torch.long),
+    }
+    params = [p for p in module.parameters() if p.requires_grad]
+    step_loss, step_micro, step_items, step_skipped = 0.0, 0, 0, 0
+    t_last = time.perf_counter()
+    items_since = 0
+
+    def save(final: bool = False) -> None:
+        state = {
+            "global_step": global_step,
+            "epoch": epoch,
+            "micro": micro,
+            "samples": samples_seen,
+            "skipped": skipped_total,
+            "mega_batch": world * A * B,
+            "processes": world,
+            "total_steps": total_steps,
+            "seed": cfg.loop.seed,
+            "stage": cfg.stage,
+        }
+        _save_checkpoint(accelerator, module, processor, out, global_step, state, cfg, final=final)
+
+    try:
+        done = global_step >= total_steps
+        while not done and epoch < cfg.loop.epochs:
+            batches = batches_of(epoch)
+            loader = torch.utils.data.DataLoader(
+                dataset,
+                batch_sampler=ListBatchSampler(batches[micro:]),
+                collate_fn=collator,
+                num_workers=cfg.data.num_workers,
+            )
+            for batch in loader:
+                for s in batch["skipped"]:
+                    log.warning("skipping sample %s: %s", s.sample_id, s.reason)
+                    logger.skipped(s, global_step)
+                step_skipped += len(batch["skipped"])
+                real = batch["items"] > 0
+                inputs = _to_device(batch if real else dummy, device)
+                with accelerator.accumulate(module):
+                    try:
+                        with accelerator.autocast():
+                            loss, new_frames = module(inputs)
+                        accelerator.backward(loss)
+                    except torch.OutOfMemoryError as e:
+                        raise TrainingOOMError(
+                            f"out of memory on micro-batch {micro} of epoch {epoch}: {_describe(batch)}; lower "
+                            "loop.per_device_batch_size, cap model.max_positions, or turn on "
+                            "loop.gradient_checkpointing"
+                        ) from e
+                    grad_norm = None
+                    if accelerator.sync_gradients:
+                        grad_norm = _clip(accelerator, params, cfg.optim.max_grad_norm)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                if cache is not None and new_frames is not None:
+                    _store_frames(cache, batch, new_frames)
+                if real:
+                    step_loss += float(loss.detach())
+                    step_micro += 1
+                    step_items += batch["items"]
+                micro += 1
+                if not accelerator.sync_gradients:
+                    continue
+                scheduler.step()
+                global_step += 1
+                stats = torch.tensor([step_loss, step_micro, step_items, step_skipped], device=device, dtype=torch.float64)
+                stats = accelerator.reduce(stats, reduction="sum")
+                step_loss, step_micro, step_items, step_skipped = 0.0, 0, 0, 0
+                mean_loss = float(stats[0] / stats[1]) if stats[1] > 0 else float("nan")
+                samples_seen += int(stats[2])
+                skipped_total += int(stats[3])
+                items_since += int(stats[2])
+                step_epoch = epoch + micro / len(batches)
+                if micro >= len(batches):
+                    epoch, micro = epoch + 1, 0
+                result.losses.append(mean_loss)
+                result.grad_norms.append(grad_norm)
+                bar.update(1)
+                if global_step % cfg.log.steps == 0 or global_step == total_steps:
+                    now = time.perf_counter()
+                    rate = items_since / max(now - t_last, 1e-9)
+                    t_last, items_since = now, 0
+                    lr = scheduler.get_last_lr()[0]
+                    bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.2f}", refresh=False)
+                    logger.record(
+                        {
+                            "step": global_step,
+                            "epoch": round(step_epoch, 4),
+                            "loss": mean_loss,
+                            "lr": lr,
+                            "grad_norm": grad_norm,
+                            "samples": samples_seen,
+                            "samples_per_s": rate,
+                            "skipped": skipped_total,
+                        }
+                    )
+                done = global_step >= total_steps
+                if global_step % cfg.save.steps == 0 or done:
+                    save()
+                if done:
+                    break
+        result.global_step, result.epochs_done = global_step, epoch
+        result.samples, result.skipped = samples_seen, skipped_total
+        result.last_loss = result.losses[-1] if result.losses else None
+        if cfg.save.final:
+            save(final=True)
+        logger.record({"event": "end", "step": global_step, "samples": samples_seen, "skipped": skipped_total})
+        if cache is not None:
+            log.info("feature cache: %d hits, %d misses, %d written", cache.hits, cache.misses, cache.writes)
+    finally:
+        bar.close()
+        logger.close()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return result
+
+
+def _quiet_libraries() -> None:
+    """Keep the progress bar readable: accelerate's per-save INFO lines and transformers' shard bars off."""
+    if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
+        return
+    logging.getLogger("accelerate").setLevel(logging.WARNING)
+    logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)  # "Removed shared tensor" (tied weights)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def _clip(accelerator: Any, params: list[nn.Parameter], max_norm: float | None) -> float | None:
+    """Clip to `max_norm` (the total norm before clipping is returned); just measure without a limit."""
+    norm = accelerator.clip_grad_norm_(params, max_norm if max_norm else float("inf"))
+    if norm is None:
+        return None
+    return float(norm)
+
+
+def _store_frames(cache: FeatureCache, batch: dict[str, Any], new_frames: list[torch.Tensor]) -> None:
+    k = 0
+    for miss in batch["cache_misses"]:
+        frames = new_frames[k : k + miss["windows"]]
+        k += miss["windows"]
+        if miss["key"] is not None:
+            cache.put(
+                miss["key"],
+                input_ids=miss["input_ids"],
+                labels=miss["labels"],
+                frames=frames,
+                positions=miss["positions"],
+            )
+
+
+def _configure_deepspeed(accelerator: Any, cfg: TrainConfig) -> None:
+    """Make DeepSpeed clip at `optim.max_grad_norm` (the original's zero2.json had no gradient_clipping)."""
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if plugin is None:
+        return
+    ds = plugin.deepspeed_config
+    ds["train_micro_batch_size_per_gpu"] = cfg.loop.per_device_batch_size
+    want = float(cfg.optim.max_grad_norm or 0.0)
+    have = ds.get("gradient_clipping")
+    if have in (None, "auto"):
+        ds["gradient_clipping"] = want
+    elif float(have) != want:
+        log.warning("DeepSpeed gradient_clipping=%s differs from optim.max_grad_norm=%s; DeepSpeed's applies", have, want)
+
+
+def _save_checkpoint(
+    accelerator: Any,
+    module: nn.Module,
+    processor: Any,
+    out: Path,
+    step: int,
+    state: dict[str, Any],
+    cfg: TrainConfig,
+    *,
+    final: bool,
+) -> None:
+    name = "final" if final else f"checkpoint-{step}"
+    tmp = out / f".tmp-{name}"
+    if not final:
+        accelerator.save_state(str(tmp / ACCELERATE_DIR))  # every process takes part (sharded engines)
+    full = accelerator.get_state_dict(module)
+    if accelerator.is_main_process:
+        tmp.mkdir(parents=True, exist_ok=True)
+        inner = accelerator.unwrap_model(module).model
+        sd = {k.removeprefix("model."): v for k, v in full.items()}
+        scaling = lora_scaling(inner)
+        if scaling:
+            sd = merge_lora_state_dict(sd, scaling)
+        inner.save_pretrained(str(tmp), state_dict=sd, safe_serialization=True)
+        processor.save_pretrained(str(tmp))
+        save_projector(tmp, sd)
+        write_state(tmp, state)
+        publish(tmp, out / name)
+        if not final:
+            rotate(out, cfg.save.total_limit)
+    accelerator.wait_for_everyone()
