@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 DESCRIPTION = """\
 Train a LLaSO model with the original two-stage recipe: `align` (stage 1, only the projector trains)
@@ -55,5 +56,6 @@ def run(args: argparse.Namespace) -> int:
         "n/a" if result.last_loss is None else f"{result.last_loss:.4f}",
         result.output_dir,
     )
-    print(f"trained {result.global_step} step(s); skipped {result.skipped} sample(s); output: {result.output_dir}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"trained {result.global_step} step(s); skipped {result.skipped} sample(s); output: {result.output_dir}")
     return 0

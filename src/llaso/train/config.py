@@ -285,6 +285,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
                 errors.append(str(e))
         raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of {tp}")
     if origin is Literal:
+        if isinstance(value, bool):  # YAML 1.1 reads a bare `no` as false
+            value = {False: "no", True: "yes"}[value] if value not in args else value
         if value not in args:
             raise ConfigError(f"{where}: expected one of {list(args)}, got {value!r}")
         return value

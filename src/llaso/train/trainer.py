@@ -13,9 +13,11 @@ of `output_dir`, the loop, checkpoints, the final folder. See docs/training.md.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import logging
 import math
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -67,6 +69,8 @@ class TrainResult:
     output_dir: str = ""
     losses: list[float] = field(default_factory=list)
     grad_norms: list[float | None] = field(default_factory=list)
+    orders: list[str] = field(default_factory=list)  # per step: a digest of the sample indices it saw (this process)
+    model: Any = None  # the trained model (LoRA adapters still injected), this process's copy
 
 
 # ---- model -----------------------------------------------------------------------------------------
@@ -306,12 +310,18 @@ def train(cfg: TrainConfig, *, skip_preflight: bool = False, resume: bool = True
 
     cfg.validate()
     _quiet_libraries()
+    # Several processes and no GPU (torchrun/accelerate launch on CPU): accelerate needs `cpu=True` to
+    # pick the gloo backend instead of running each process alone.
+    multi_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
     accelerator = Accelerator(
+        cpu=multi_cpu,
         gradient_accumulation_steps=cfg.loop.grad_accum,
         mixed_precision=cfg.loop.mixed_precision,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.loop.find_unused_parameters)],
     )
     main = accelerator.is_main_process
+    if not main:
+        logging.getLogger("llaso").setLevel(logging.WARNING)  # one copy of the INFO lines
     out = Path(cfg.output_dir)
     if main:
         out.mkdir(parents=True, exist_ok=True)
@@ -450,6 +460,7 @@ def train(cfg: TrainConfig, *, skip_preflight: bool = False, resume: bool = True
     }
     params = [p for p in module.parameters() if p.requires_grad]
     step_loss, step_micro, step_items, step_skipped = 0.0, 0, 0, 0
+    step_indices: list[int] = []
     t_last = time.perf_counter()
     items_since = 0
 
@@ -503,6 +514,7 @@ def train(cfg: TrainConfig, *, skip_preflight: bool = False, resume: bool = True
                     optimizer.zero_grad(set_to_none=True)
                 if cache is not None and new_frames is not None:
                     _store_frames(cache, batch, new_frames)
+                step_indices += [*batch.get("indices", []), *(s.index for s in batch["skipped"])]
                 if real:
                     step_loss += float(loss.detach())
                     step_micro += 1
@@ -522,8 +534,11 @@ def train(cfg: TrainConfig, *, skip_preflight: bool = False, resume: bool = True
                 step_epoch = epoch + micro / len(batches)
                 if micro >= len(batches):
                     epoch, micro = epoch + 1, 0
+                order = hashlib.sha1(json.dumps(step_indices).encode()).hexdigest()[:12]
+                step_indices = []
                 result.losses.append(mean_loss)
                 result.grad_norms.append(grad_norm)
+                result.orders.append(order)
                 bar.update(1)
                 if global_step % cfg.log.steps == 0 or global_step == total_steps:
                     now = time.perf_counter()
@@ -541,6 +556,7 @@ def train(cfg: TrainConfig, *, skip_preflight: bool = False, resume: bool = True
                             "samples": samples_seen,
                             "samples_per_s": rate,
                             "skipped": skipped_total,
+                            "order": order,
                         }
                     )
                 done = global_step >= total_steps
@@ -561,6 +577,7 @@ def train(cfg: TrainConfig, *, skip_preflight: bool = False, resume: bool = True
         logger.close()
     accelerator.wait_for_everyone()
     accelerator.end_training()
+    result.model = accelerator.unwrap_model(module).model
     return result
 
 
@@ -605,6 +622,13 @@ def _configure_deepspeed(accelerator: Any, cfg: TrainConfig) -> None:
         return
     ds = plugin.deepspeed_config
     ds["train_micro_batch_size_per_gpu"] = cfg.loop.per_device_batch_size
+    if ds.get("gradient_accumulation_steps") not in (None, "auto", cfg.loop.grad_accum):
+        log.warning(
+            "DeepSpeed gradient_accumulation_steps=%s replaced by loop.grad_accum=%d (the data order needs it)",
+            ds["gradient_accumulation_steps"],
+            cfg.loop.grad_accum,
+        )
+    ds["gradient_accumulation_steps"] = cfg.loop.grad_accum
     want = float(cfg.optim.max_grad_norm or 0.0)
     have = ds.get("gradient_clipping")
     if have in (None, "auto"):
