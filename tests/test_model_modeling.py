@@ -197,3 +197,66 @@ def test_batched_left_padded_generation_equals_one_by_one(mode: str, stack: int)
     pad = proc.tokenizer.pad_token
     assert [b.split(pad)[0] for b in batched] == [s.split(pad)[0] for s in single]
     assert len(set(single)) > 1, "the outputs do not depend on the input; the test would be vacuous"
+
+
+# ---- building from existing checkpoints ------------------------------------------------------------------
+@pytest.mark.parametrize("encoder_only", [False, True])
+def test_from_pretrained_parts_adds_tokens_with_mean_rows(tmp_path: Path, encoder_only: bool) -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM, WhisperConfig, WhisperForConditionalGeneration
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    from llaso.model import make_toy_tokenizer
+
+    torch.manual_seed(0)
+    wc = WhisperConfig(
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        num_mel_bins=80,
+        max_source_positions=100,
+    )
+    whisper = WhisperEncoder(wc) if encoder_only else WhisperForConditionalGeneration(wc)
+    whisper.save_pretrained(tmp_path / "whisper")
+    tok = make_toy_tokenizer("llama3")
+    n = len(tok)
+    lm = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=n, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4
+        )
+    )
+    lm.save_pretrained(tmp_path / "lm")
+    tok.save_pretrained(tmp_path / "lm")
+    old = lm.get_input_embeddings().weight.detach().clone()
+
+    model = LlasoForConditionalGeneration.from_pretrained_parts(tmp_path / "whisper", tmp_path / "lm", tok)
+    enc_sd = whisper.state_dict() if encoder_only else whisper.get_encoder().state_dict()
+    for k, v in model.audio_tower.state_dict().items():
+        assert torch.equal(v, enc_sd[k]), k
+    cfg = model.config
+    # Llama-3 order: <unk> (pad), <Audio>, </Audio>, <audio_start>, <audio_end>; the reserved token is reused
+    assert [cfg.token_ids[t] for t in cfg.llaso_tokens] == list(range(n, n + 5))
+    assert (
+        cfg.audio_token == "<|reserved_special_token_0|>"
+        and cfg.audio_token_id == tok.convert_tokens_to_ids(cfg.audio_token)
+    )
+    assert len(tok) == n + 5 and tok.pad_token == "<unk>" and cfg.prompt_format == "llama3"
+    emb = model.get_input_embeddings().weight
+    assert emb.shape[0] == n + 5 and torch.equal(emb[:n], old)
+    assert torch.allclose(emb[n:], old.mean(0).expand(5, -1))
+    out = model.get_output_embeddings().weight  # untied here: mean-initialized too
+    assert torch.allclose(out[n:], out[:n].mean(0).expand(5, -1))
+    assert cfg.window_mel_frames == 200  # 4 s windows from max_source_positions=100
+
+
+def test_chatml_language_model_gets_its_own_template() -> None:
+    model, proc = build_tiny_llaso(tokenizer_style="chatml", audio_token_mode="lean")
+    cfg = model.config
+    assert cfg.prompt_format == "chat_template" and cfg.eot_token == "<|im_end|>"
+    assert cfg.audio_token == "<|audio|>" and "<unk>" not in cfg.token_ids  # it had a pad token
+    assert model.generation_config.eos_token_id == [proc.tokenizer.convert_tokens_to_ids("<|im_end|>")]
+    loss = model(**batch_of(proc)).loss
+    assert torch.isfinite(loss)

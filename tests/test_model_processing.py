@@ -93,6 +93,23 @@ def test_render_audio_then_text(proc: LlasoProcessor) -> None:
     assert proc.render_prompt(s) == expected
 
 
+def test_llaso_base_yaml_renders_the_reference_bytes() -> None:
+    from pathlib import Path
+
+    from llaso.model import load_model_config
+
+    cfg = load_model_config(Path(__file__).resolve().parents[1] / "configs/model/llaso-base.yaml")
+    tok = make_toy_tokenizer("llama3")
+    add_llaso_tokens(tok, cfg)
+    p = LlasoProcessor.from_model_config(cfg, tok)
+    assert p.feature_extractor.feature_size == 128 and p.window_samples == 480000
+    s = sample("Identify the speaker's gender. Choose from female or male.<audio>")
+    assert p.render_prompt(s).startswith(SYSTEM + "<|start_header_id|>user<|end_header_id|>\n\n")
+    assert p.render_prompt(s).endswith(
+        "male.\n" + TAG + "\n\n<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nMale<|eot_id|>"
+    )
+
+
 def test_system_prompt_keeps_the_missing_space() -> None:
     assert "natural language.The audio content" in LLASO_SYSTEM_PROMPT
     assert LLASO_SYSTEM_PROMPT.endswith("<Audio>audio content</Audio>.")

@@ -289,8 +289,16 @@ def _load_encoder(
         cfg = AutoConfig.from_pretrained(os.fspath(encoder))
         if cfg.model_type != "whisper":
             raise ValueError(f"{encoder}: expected a Whisper checkpoint, its config says {cfg.model_type!r}")
-        whole = AutoModel.from_pretrained(os.fspath(encoder), dtype=dtype)
-        encoder = whole.get_encoder()
+        whole, info = AutoModel.from_pretrained(os.fspath(encoder), dtype=dtype, output_loading_info=True)
+        if not any("encoder." in k for k in info["missing_keys"]):
+            return whole.get_encoder()
+        # an encoder-only folder (WhisperEncoder.save_pretrained): its keys have no "encoder." prefix
+        enc, info = WhisperEncoder.from_pretrained(os.fspath(encoder), dtype=dtype, output_loading_info=True)
+        if info["missing_keys"]:
+            raise ValueError(
+                f"{encoder}: the Whisper encoder weights are incomplete: {info['missing_keys'][:5]}"
+            )
+        return enc
     if isinstance(encoder, WhisperEncoder):
         return encoder
     get_encoder = getattr(encoder, "get_encoder", None)
