@@ -293,12 +293,15 @@ def _load_encoder(
         if not any("encoder." in k for k in info["missing_keys"]):
             return whole.get_encoder()
         # an encoder-only folder (WhisperEncoder.save_pretrained): its keys have no "encoder." prefix
-        enc, info = WhisperEncoder.from_pretrained(os.fspath(encoder), dtype=dtype, output_loading_info=True)
+        loaded: Any = WhisperEncoder.from_pretrained(
+            os.fspath(encoder), dtype=dtype, output_loading_info=True
+        )
+        only, info = loaded
         if info["missing_keys"]:
             raise ValueError(
                 f"{encoder}: the Whisper encoder weights are incomplete: {info['missing_keys'][:5]}"
             )
-        return enc
+        return only
     if isinstance(encoder, WhisperEncoder):
         return encoder
     get_encoder = getattr(encoder, "get_encoder", None)
