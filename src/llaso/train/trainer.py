@@ -660,9 +660,9 @@ def _save_checkpoint(
         scaling = lora_scaling(inner)
         if scaling:
             sd = merge_lora_state_dict(sd, scaling)
-        inner.save_pretrained(str(tmp), state_dict=sd, safe_serialization=True)
+        save_projector(tmp, sd)  # first: save_pretrained empties the dict it is given as it writes
+        inner.save_pretrained(str(tmp), state_dict=dict(sd), safe_serialization=True)
         processor.save_pretrained(str(tmp))
-        save_projector(tmp, sd)
         write_state(tmp, state)
         publish(tmp, out / name)
         if not final:
