@@ -15,9 +15,13 @@ PARTS = ["model.encoder=/models/whisper-large-v3", "model.language_model=/models
 def test_overrides_nested_and_typed(tmp_path: Path) -> None:
     f = tmp_path / "c.yaml"
     f.write_text("stage: instruct\nmodel: {tiny: {seed: 1}}\ndata: {train: [a.json]}\noptim: {lr: 0.1}\n")
-    cfg = load_config(f, ["optim.lr=1e-4", "loop.grad_accum=4", "data.train=[x.json,y.json]", "lora.enabled=true"])
+    cfg = load_config(
+        f, ["optim.lr=1e-4", "loop.grad_accum=4", "data.train=[x.json,y.json]", "lora.enabled=true"]
+    )
     assert isinstance(cfg, TrainConfig)
-    assert cfg.optim.lr == pytest.approx(1e-4) and isinstance(cfg.optim.lr, float)  # YAML 1.1 reads "1e-4" as str
+    assert cfg.optim.lr == pytest.approx(1e-4) and isinstance(
+        cfg.optim.lr, float
+    )  # YAML 1.1 reads "1e-4" as str
     assert cfg.loop.grad_accum == 4
     assert cfg.data.train == ["x.json", "y.json"]
     assert cfg.model.tiny == {"seed": 1}
@@ -93,9 +97,10 @@ def test_instruct_reproduces_finetune_sh() -> None:
     assert cfg.model.model_max_length == 2048
     assert (cfg.save.steps, cfg.save.total_limit) == (500, 50)
     assert cfg.data.group_by_length is True
-    assert load_config(CONFIGS / "instruct.yaml", [*PARTS, "params.train_encoder=true"]).trainable_patterns()[
-        -1
-    ] == "audio_tower.*"
+    assert (
+        load_config(CONFIGS / "instruct.yaml", [*PARTS, "params.train_encoder=true"]).trainable_patterns()[-1]
+        == "audio_tower.*"
+    )
 
 
 def test_small_configs_load() -> None:

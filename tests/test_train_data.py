@@ -46,7 +46,11 @@ def make_corpus(
     recs = []
     for i in range(n):
         secs = 0.4 + (i * 0.37) % 2.2
-        sf.write(root / "audio" / f"{i}.wav", (0.3 * rng.standard_normal(int(16000 * secs))).astype("float32"), 16000)
+        sf.write(
+            root / "audio" / f"{i}.wav",
+            (0.3 * rng.standard_normal(int(16000 * secs))).astype("float32"),
+            16000,
+        )
         recs.append(
             {
                 "id": f"a{i}",
@@ -163,7 +167,9 @@ def test_dataset_skips_a_corrupt_audio_and_collates_text_only_with_audio(tmp_pat
     batch = Collator(proc.tokenizer.pad_token_id)(entries)
     assert batch["items"] == 4 and len(batch["skipped"]) == 1
     assert batch["input_ids"].shape[0] == 4
-    n_windows = sum(e.input_features.shape[0] for e in entries if isinstance(e, Item) and e.input_features is not None)
+    n_windows = sum(
+        e.input_features.shape[0] for e in entries if isinstance(e, Item) and e.input_features is not None
+    )
     assert batch["input_features"].shape[0] == n_windows
     # the audio placeholders of the batch match the windows' positions (what the model checks)
     model, _ = tiny
@@ -189,7 +195,7 @@ def test_text_cap_truncates_like_the_original_collator(tmp_path: Path, tiny: Any
 
 # ---- feature cache ---------------------------------------------------------------------------------
 def test_cache_keys_follow_the_encoder_and_the_audio(tmp_path: Path) -> None:
-    model, proc = build_tiny_llaso(**TINY, **TINY_CONFIG)
+    model, _ = build_tiny_llaso(**TINY, **TINY_CONFIG)
     fp = encoder_fingerprint(model)
     assert fp == encoder_fingerprint(model)
     assert fp != encoder_fingerprint(model, autocast="bf16")
@@ -201,7 +207,10 @@ def test_cache_keys_follow_the_encoder_and_the_audio(tmp_path: Path) -> None:
 
     make_corpus(tmp_path, n=1)
     sample = Sample.from_record(
-        {"voice": ["audio/0.wav"], "conversations": [{"from": "human", "value": "x<audio>"}, {"from": "gpt", "value": "y"}]}
+        {
+            "voice": ["audio/0.wav"],
+            "conversations": [{"from": "human", "value": "x<audio>"}, {"from": "gpt", "value": "y"}],
+        }
     )
     cache = FeatureCache(tmp_path / "cache", fp)
     k1 = cache.sample_key(sample, str(tmp_path), "s")
@@ -211,13 +220,24 @@ def test_cache_keys_follow_the_encoder_and_the_audio(tmp_path: Path) -> None:
     os.utime(tmp_path / "audio" / "0.wav", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched
     assert cache.sample_key(sample, str(tmp_path), "s") != k1
     missing = Sample.from_record(
-        {"voice": ["audio/none.wav"], "conversations": [{"from": "human", "value": "<audio>"}, {"from": "gpt", "value": "y"}]}
+        {
+            "voice": ["audio/none.wav"],
+            "conversations": [{"from": "human", "value": "<audio>"}, {"from": "gpt", "value": "y"}],
+        }
     )
     assert cache.sample_key(missing, str(tmp_path), "s") is None
 
-    cache.put(k1, input_ids=torch.tensor([1, 2]), labels=torch.tensor([-100, 2]), frames=[torch.ones(3, 4)], positions=[2])
+    cache.put(
+        k1,
+        input_ids=torch.tensor([1, 2]),
+        labels=torch.tensor([-100, 2]),
+        frames=[torch.ones(3, 4)],
+        positions=[2],
+    )
     entry = cache.get(k1)
-    assert entry is not None and entry["positions"] == [2] and torch.equal(entry["frames"][0], torch.ones(3, 4))
+    assert (
+        entry is not None and entry["positions"] == [2] and torch.equal(entry["frames"][0], torch.ones(3, 4))
+    )
     assert not list((cache.dir).rglob("*.tmp"))  # written atomically, nothing left behind
     (cache.dir / k1[:2] / f"{k1}.pt").write_bytes(b"truncated")
     assert cache.get(k1) is None  # unreadable entry: a miss, recomputed

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from test_train_data import TINY, TINY_CONFIG, make_corpus
 
 from llaso.model.modeling import LlasoForConditionalGeneration, build_tiny_llaso
 from llaso.train.checkpoint import ORIGINAL_PROJECTOR_FILE, PROJECTOR_FILE, list_checkpoints, read_projector
 from llaso.train.config import load_config
 from llaso.train.trainer import PreflightError, TrainingModule, TrainingOOMError, train
+from test_train_data import TINY, TINY_CONFIG, make_corpus
 
 
 def write_config(root: Path, corpus: Path, stage: str = "align", **sections: Any) -> Path:
@@ -63,7 +63,9 @@ def test_stage1_trains_only_the_projector_and_writes_both_projector_files(tmp_pa
     assert moved and all(k.startswith("projector.") for k in moved)  # everything else bit-identical
     assert moved == {k for k in final.state_dict() if k.startswith("projector.")}
     orig = torch.load(out / "final" / ORIGINAL_PROJECTOR_FILE, weights_only=True)
-    assert sorted(orig) == [f"model.mm_audio_aligner.projector.{i}.{w}" for i in (0, 2) for w in ("bias", "weight")]
+    assert sorted(orig) == [
+        f"model.mm_audio_aligner.projector.{i}.{w}" for i in (0, 2) for w in ("bias", "weight")
+    ]
     ours = read_projector(out / "final" / PROJECTOR_FILE)
     for k, v in ours.items():
         assert torch.equal(v, final.state_dict()[f"projector.{k}"])
@@ -85,7 +87,9 @@ def test_stage2_loads_a_stage1_projector_and_trains_lm_and_projector(tmp_path: P
     save_projector(src, proj)
     path = src / (PROJECTOR_FILE if form == "ours" else ORIGINAL_PROJECTOR_FILE)
     corpus = make_corpus(tmp_path / "c", n=8, text_only=2)
-    cfg = load_config(write_config(tmp_path, corpus, "instruct"), [f"model.projector={path}", "save.final=false"])
+    cfg = load_config(
+        write_config(tmp_path, corpus, "instruct"), [f"model.projector={path}", "save.final=false"]
+    )
     from llaso.train.trainer import build_model
 
     loaded, _ = build_model(cfg)
@@ -127,12 +131,16 @@ def test_gradient_clipping_is_really_applied(tmp_path: Path, monkeypatch: pytest
     class Recording(torch.optim.AdamW):
         def step(self, closure: Any = None) -> Any:
             grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
-            norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(x) for x in grads]))))
+            norms.append(
+                float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(x) for x in grads])))
+            )
             return super().step(closure)
 
     monkeypatch.setattr(torch.optim, "AdamW", Recording)
     corpus = make_corpus(tmp_path / "c", n=8)
-    res = train(load_config(write_config(tmp_path, corpus), ["optim.max_grad_norm=0.001", "save.final=false"]))
+    res = train(
+        load_config(write_config(tmp_path, corpus), ["optim.max_grad_norm=0.001", "save.final=false"])
+    )
     assert len(norms) == 2
     assert all(g is not None and g > 0.01 for g in res.grad_norms)  # logged: the norm before clipping
     assert all(n == pytest.approx(0.001, rel=1e-3) for n in norms)  # what the optimizer saw
@@ -164,14 +172,21 @@ def test_mixed_text_only_and_audio_batches_train(tmp_path: Path) -> None:
     res = train(
         load_config(
             write_config(tmp_path, corpus, "instruct"),
-            ["loop.per_device_batch_size=4", "loop.grad_accum=1", "data.group_by_length=false", "save.final=false"],
+            [
+                "loop.per_device_batch_size=4",
+                "loop.grad_accum=1",
+                "data.group_by_length=false",
+                "save.final=false",
+            ],
         )
     )
     assert res.global_step == 3 and res.samples == 12
     assert all(torch.isfinite(torch.tensor(x)) for x in res.losses)
 
 
-def test_feature_cache_second_epoch_does_not_run_the_encoder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_feature_cache_second_epoch_does_not_run_the_encoder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import llaso.train.trainer as trainer_mod
 
     calls: list[int] = []
@@ -183,7 +198,9 @@ def test_feature_cache_second_epoch_does_not_run_the_encoder(tmp_path: Path, mon
 
     monkeypatch.setattr(trainer_mod, "encode_windows", counting)
     corpus = make_corpus(tmp_path / "c", n=8)
-    cfg = load_config(write_config(tmp_path, corpus), ["data.feature_cache=true", "loop.epochs=3", "save.final=false"])
+    cfg = load_config(
+        write_config(tmp_path, corpus), ["data.feature_cache=true", "loop.epochs=3", "save.final=false"]
+    )
     res = train(cfg)
     assert res.global_step == 6
     first_epoch = sum(calls)
@@ -231,7 +248,13 @@ def test_out_of_memory_names_the_samples(tmp_path: Path, monkeypatch: pytest.Mon
 # ---- several processes ---------------------------------------------------------------------------
 def _ddp_worker(rank: int, cfg_path: str, port: int, out: str) -> None:
     os.environ.update(
-        {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2"}
+        {
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": "2",
+        }
     )
     torch.set_num_threads(1)
     res = train(load_config(cfg_path, ["save.final=false"]))
@@ -271,9 +294,17 @@ def _llaso(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def test_a_killed_run_resumes_at_the_same_step_and_order_and_ends_with_the_same_weights(tmp_path: Path) -> None:
+def test_a_killed_run_resumes_at_the_same_step_and_order_and_ends_with_the_same_weights(
+    tmp_path: Path,
+) -> None:
     corpus = make_corpus(tmp_path / "c", n=24, text_only=4)
-    common = ["loop.per_device_batch_size=1", "loop.grad_accum=1", "loop.epochs=2", "save.steps=4", "save.total_limit=3"]
+    common = [
+        "loop.per_device_batch_size=1",
+        "loop.grad_accum=1",
+        "loop.epochs=2",
+        "save.steps=4",
+        "save.total_limit=3",
+    ]
     cfg = write_config(tmp_path, corpus, "instruct", data={"group_by_length": True})
     ref = _llaso(["--config", str(cfg), "--out", str(tmp_path / "ref"), *common], tmp_path)
     _, err = ref.communicate(timeout=240)

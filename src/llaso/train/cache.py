@@ -41,7 +41,7 @@ def encoder_fingerprint(model: LlasoForConditionalGeneration, autocast: str = "n
     h = hashlib.blake2b(digest_size=16)
     meta = {
         "format": CACHE_FORMAT,
-        "audio_config": model.config.audio_config.to_dict(),  # type: ignore[union-attr]
+        "audio_config": model.config.audio_config.to_dict(),
         "select_layer": model.config.audio_select_layer,
         "autocast": autocast,
     }
@@ -156,7 +156,7 @@ def project_frames(
     padded = frames[0].new_zeros((len(frames), width, dim))
     for w, f in enumerate(frames):
         padded[w, : f.shape[0]] = f
-    proj_dtype = model.projector.net[0].weight.dtype
+    proj_dtype: torch.dtype = model.projector.net[0].weight.dtype  # type: ignore[assignment]
     projected = model.projector(padded.to(proj_dtype))
     keep = (
         torch.arange(projected.shape[1], device=projected.device)[None, :]

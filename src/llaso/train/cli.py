@@ -57,5 +57,7 @@ def run(args: argparse.Namespace) -> int:
         result.output_dir,
     )
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"trained {result.global_step} step(s); skipped {result.skipped} sample(s); output: {result.output_dir}")
+        print(
+            f"trained {result.global_step} step(s); skipped {result.skipped} sample(s); output: {result.output_dir}"
+        )
     return 0

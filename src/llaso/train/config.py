@@ -35,12 +35,22 @@ class ModelSection:
     encoder: str | None = None  # a local Whisper folder (stage 1 and 2 of the original: whisper-large-v3)
     language_model: str | None = None  # a local causal-LM folder (Llama-3.2-3B-Instruct)
     tokenizer: str | None = None  # default: the language model's folder
-    tiny: dict[str, Any] | None = None  # build_tiny_llaso(**tiny): a random tiny model for tests and smoke runs
+    tiny: dict[str, Any] | None = (
+        None  # build_tiny_llaso(**tiny): a random tiny model for tests and smoke runs
+    )
     config: dict[str, Any] = field(default_factory=dict)  # LlasoConfig overrides when building from parts
-    projector: str | None = None  # stage-1 projector: our projector.safetensors, mm_audio_aligner.bin or a folder
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # weights as loaded (autocast is loop.mixed_precision)
-    model_max_length: int | None = 2048  # text tokens per sample (the original's cap); longer text is truncated
-    max_positions: int | None = None  # whole LLM sequence incl. audio; longer samples are skipped (None: model limit)
+    projector: str | None = (
+        None  # stage-1 projector: our projector.safetensors, mm_audio_aligner.bin or a folder
+    )
+    dtype: Literal["float32", "bfloat16", "float16"] = (
+        "float32"  # weights as loaded (autocast is loop.mixed_precision)
+    )
+    model_max_length: int | None = (
+        2048  # text tokens per sample (the original's cap); longer text is truncated
+    )
+    max_positions: int | None = (
+        None  # whole LLM sequence incl. audio; longer samples are skipped (None: model limit)
+    )
 
 
 @dataclass
@@ -146,9 +156,15 @@ class TrainConfig:
 
     def validate(self) -> None:
         m = self.model
-        sources = [m.path is not None, m.encoder is not None or m.language_model is not None, m.tiny is not None]
+        sources = [
+            m.path is not None,
+            m.encoder is not None or m.language_model is not None,
+            m.tiny is not None,
+        ]
         if sum(sources) != 1:
-            raise ConfigError("model: give exactly one of model.path, model.encoder+model.language_model, model.tiny")
+            raise ConfigError(
+                "model: give exactly one of model.path, model.encoder+model.language_model, model.tiny"
+            )
         if (m.encoder is None) != (m.language_model is None):
             raise ConfigError("model: model.encoder and model.language_model go together")
         if not self.data.train:
@@ -169,9 +185,13 @@ class TrainConfig:
         if self.lora.enabled:
             bad = [x for x in self.lora.modules if x not in ("language_model", "audio_tower")]
             if bad or not self.lora.modules:
-                raise ConfigError(f"lora.modules: expected language_model and/or audio_tower, got {self.lora.modules}")
+                raise ConfigError(
+                    f"lora.modules: expected language_model and/or audio_tower, got {self.lora.modules}"
+                )
         if self.data.feature_cache and (self.params.train_encoder or "audio_tower" in self._lora_modules()):
-            raise ConfigError("data.feature_cache needs a frozen encoder (params.train_encoder / LoRA on it is on)")
+            raise ConfigError(
+                "data.feature_cache needs a frozen encoder (params.train_encoder / LoRA on it is on)"
+            )
 
     def _lora_modules(self) -> list[str]:
         return self.lora.modules if self.lora.enabled else []

@@ -130,7 +130,9 @@ class TrainDataset(torch.utils.data.Dataset):
         if cut is not None:
             if bool((ids[cut:] == self.audio_token_id).any()):
                 return Skipped(
-                    index, sid, f"its text is longer than model_max_length={self.model_max_length} tokens and "
+                    index,
+                    sid,
+                    f"its text is longer than model_max_length={self.model_max_length} tokens and "
                     "the cut would fall before an audio",
                 )
             ids, labels = ids[:cut], labels[:cut]
@@ -139,7 +141,7 @@ class TrainDataset(torch.utils.data.Dataset):
         feats = batch.get("input_features")
         mask = batch.get("input_features_mask")
         positions: list[int] = []
-        if feats is not None:
+        if feats is not None and mask is not None:
             positions = [_positions(self.processor, int(m)) for m in mask.sum(-1).tolist()]
         return Item(index, sid, ids, labels, feats, mask, None, positions, key)
 

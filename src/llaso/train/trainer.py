@@ -69,7 +69,9 @@ class TrainResult:
     output_dir: str = ""
     losses: list[float] = field(default_factory=list)
     grad_norms: list[float | None] = field(default_factory=list)
-    orders: list[str] = field(default_factory=list)  # per step: a digest of the sample indices it saw (this process)
+    orders: list[str] = field(
+        default_factory=list
+    )  # per step: a digest of the sample indices it saw (this process)
     model: Any = None  # the trained model (LoRA adapters still injected), this process's copy
 
 
@@ -84,7 +86,7 @@ def build_model(cfg: TrainConfig) -> tuple[Any, Any]:
     dtype = getattr(torch, m.dtype)
     if m.tiny is not None:
         model, processor = build_tiny_llaso(**{**m.tiny, **m.config})
-        model.to(dtype)  # type: ignore[arg-type]
+        model.to(dtype)
     elif m.path is not None:
         model = LlasoForConditionalGeneration.from_pretrained(m.path, dtype=dtype)
         processor = LlasoProcessor.from_pretrained(m.path)
@@ -157,7 +159,7 @@ class TrainingModule(nn.Module):
         ]
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
-        model = self.model
+        model: Any = self.model
         if batch.get("dummy"):
             # An empty micro-batch (all its samples skipped): a zero loss that still touches the
             # graph, so every process runs the same collectives.
@@ -192,7 +194,10 @@ class TrainingModule(nn.Module):
                 )
             embeds = embeds.masked_scatter(audio_mask.unsqueeze(-1), feats.to(embeds.dtype))
         out = model(
-            inputs_embeds=embeds, attention_mask=batch["attention_mask"], labels=batch["labels"], use_cache=False
+            inputs_embeds=embeds,
+            attention_mask=batch["attention_mask"],
+            labels=batch["labels"],
+            use_cache=False,
         )
         return out.loss, new
 
@@ -218,7 +223,7 @@ def load_samples(paths: list[str]) -> list[Any]:
     files = expand_inputs(paths)
     if not files:
         raise ConfigError(f"data.train: no .json/.jsonl files in {paths}")
-    out = []
+    out: list[Any] = []
     for f in files:
         out.extend(iter_samples(f))
     if not out:
@@ -275,7 +280,9 @@ class _Logger:
                 self.tb = SummaryWriter(str(out / "tensorboard"))
             except ImportError:
                 if tensorboard:
-                    log.warning("log.tensorboard is on but tensorboard is not installed (pip install tensorboard)")
+                    log.warning(
+                        "log.tensorboard is on but tensorboard is not installed (pip install tensorboard)"
+                    )
 
     def record(self, rec: dict[str, Any]) -> None:
         if self.file is None:
@@ -289,7 +296,9 @@ class _Logger:
 
     def skipped(self, s: Skipped, step: int) -> None:
         if self.skips is not None:
-            self.skips.write(json.dumps({"step": step, "index": s.index, "id": s.sample_id, "reason": s.reason}) + "\n")
+            self.skips.write(
+                json.dumps({"step": step, "index": s.index, "id": s.sample_id, "reason": s.reason}) + "\n"
+            )
             self.skips.flush()
 
     def close(self) -> None:
@@ -317,7 +326,9 @@ def train(cfg: TrainConfig, *, skip_preflight: bool = False, resume: bool = True
         cpu=multi_cpu,
         gradient_accumulation_steps=cfg.loop.grad_accum,
         mixed_precision=cfg.loop.mixed_precision,
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.loop.find_unused_parameters)],
+        kwargs_handlers=[
+            DistributedDataParallelKwargs(find_unused_parameters=cfg.loop.find_unused_parameters)
+        ],
     )
     main = accelerator.is_main_process
     if not main:
@@ -370,7 +381,7 @@ def train(cfg: TrainConfig, *, skip_preflight: bool = False, resume: bool = True
     collator = Collator(processor.tokenizer.pad_token_id)
     lengths, types = dataset.lengths(), dataset.types()
     world, rank = accelerator.num_processes, accelerator.process_index
-    B, A = cfg.loop.per_device_batch_size, cfg.loop.grad_accum  # noqa: N806
+    B, A = cfg.loop.per_device_batch_size, cfg.loop.grad_accum
 
     def batches_of(epoch: int) -> list[list[int]]:
         order = epoch_order(
@@ -524,7 +535,9 @@ def train(cfg: TrainConfig, *, skip_preflight: bool = False, resume: bool = True
                     continue
                 scheduler.step()
                 global_step += 1
-                stats = torch.tensor([step_loss, step_micro, step_items, step_skipped], device=device, dtype=torch.float64)
+                stats = torch.tensor(
+                    [step_loss, step_micro, step_items, step_skipped], device=device, dtype=torch.float64
+                )
                 stats = accelerator.reduce(stats, reduction="sum")
                 step_loss, step_micro, step_items, step_skipped = 0.0, 0, 0, 0
                 mean_loss = float(stats[0] / stats[1]) if stats[1] > 0 else float("nan")
@@ -545,7 +558,9 @@ def train(cfg: TrainConfig, *, skip_preflight: bool = False, resume: bool = True
                     rate = items_since / max(now - t_last, 1e-9)
                     t_last, items_since = now, 0
                     lr = scheduler.get_last_lr()[0]
-                    bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.2f}", refresh=False)
+                    bar.set_postfix(
+                        loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.2f}", refresh=False
+                    )
                     logger.record(
                         {
                             "step": global_step,
@@ -569,7 +584,9 @@ def train(cfg: TrainConfig, *, skip_preflight: bool = False, resume: bool = True
         result.last_loss = result.losses[-1] if result.losses else None
         if cfg.save.final:
             save(final=True)
-        logger.record({"event": "end", "step": global_step, "samples": samples_seen, "skipped": skipped_total})
+        logger.record(
+            {"event": "end", "step": global_step, "samples": samples_seen, "skipped": skipped_total}
+        )
         if cache is not None:
             log.info("feature cache: %d hits, %d misses, %d written", cache.hits, cache.misses, cache.writes)
     finally:
@@ -586,7 +603,9 @@ def _quiet_libraries() -> None:
     if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
         return
     logging.getLogger("accelerate").setLevel(logging.WARNING)
-    logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)  # "Removed shared tensor" (tied weights)
+    logging.getLogger("accelerate.utils.other").setLevel(
+        logging.ERROR
+    )  # "Removed shared tensor" (tied weights)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
@@ -634,7 +653,11 @@ def _configure_deepspeed(accelerator: Any, cfg: TrainConfig) -> None:
     if have in (None, "auto"):
         ds["gradient_clipping"] = want
     elif float(have) != want:
-        log.warning("DeepSpeed gradient_clipping=%s differs from optim.max_grad_norm=%s; DeepSpeed's applies", have, want)
+        log.warning(
+            "DeepSpeed gradient_clipping=%s differs from optim.max_grad_norm=%s; DeepSpeed's applies",
+            have,
+            want,
+        )
 
 
 def _save_checkpoint(
