@@ -24,7 +24,7 @@ import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,9 +42,6 @@ from llaso.model.config import (
     LlasoConfig,
     audio_positions,
 )
-
-if TYPE_CHECKING:
-    from llaso.model.config import LlasoConfig as _Cfg  # noqa: F401
 
 log = logging.getLogger(__name__)
 
