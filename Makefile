@@ -41,8 +41,8 @@ test: setup
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -q
-	# the real-weights tests (issue 4): slow, but CI runs them
-	$(BIN)/pytest -q -m weights
+	# slow tests that CI runs: real weights (issue 4) and the quick end-to-end demo (issue 8)
+	$(BIN)/pytest -q -m "weights or demo"
 
 test-slow: setup
 	$(BIN)/pytest -q -m slow
