@@ -111,7 +111,7 @@ class FeatureCache:
             "format": CACHE_FORMAT,
             "input_ids": input_ids.cpu(),
             "labels": labels.cpu(),
-            "frames": [f.detach().cpu().contiguous() for f in frames],
+            "frames": [f.detach().cpu().clone() for f in frames],  # clone: a slice would save the whole batch
             "positions": [int(p) for p in positions],
         }
         fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=path.parent)

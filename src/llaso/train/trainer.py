@@ -555,7 +555,8 @@ def train(cfg: TrainConfig, *, skip_preflight: bool = False, resume: bool = True
                 bar.update(1)
                 if global_step % cfg.log.steps == 0 or global_step == total_steps:
                     now = time.perf_counter()
-                    rate = items_since / max(now - t_last, 1e-9)
+                    elapsed = now - t_last
+                    rate = items_since / max(elapsed, 1e-9)
                     t_last, items_since = now, 0
                     lr = scheduler.get_last_lr()[0]
                     bar.set_postfix(
@@ -570,6 +571,7 @@ def train(cfg: TrainConfig, *, skip_preflight: bool = False, resume: bool = True
                             "grad_norm": grad_norm,
                             "samples": samples_seen,
                             "samples_per_s": rate,
+                            "seconds": elapsed,  # since the previous record
                             "skipped": skipped_total,
                             "order": order,
                         }
