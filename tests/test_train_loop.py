@@ -107,7 +107,14 @@ def test_lora_trains_only_adapters_and_projector_and_saves_a_merged_model(tmp_pa
     corpus = make_corpus(tmp_path / "c", n=8)
     cfg = load_config(
         write_config(tmp_path, corpus, "instruct"),
-        ["lora.enabled=true", "lora.r=4", "lora.alpha=8", "lora.dropout=0.0", "optim.lr=5e-2"],
+        [
+            "lora.enabled=true",
+            "lora.r=4",
+            "lora.alpha=8",
+            "lora.dropout=0.0",
+            "optim.lr=5e-2",
+            "loop.gradient_checkpointing=true",
+        ],
     )
     res = train(cfg)
     names = {n for n, p in res.model.named_parameters() if p.requires_grad}
@@ -177,6 +184,7 @@ def test_mixed_text_only_and_audio_batches_train(tmp_path: Path) -> None:
                 "loop.grad_accum=1",
                 "data.group_by_length=false",
                 "save.final=false",
+                "loop.gradient_checkpointing=true",
             ],
         )
     )

@@ -361,7 +361,7 @@ def train(cfg: TrainConfig, *, skip_preflight: bool = False, resume: bool = True
     encoder_trains = any(n.startswith("audio_tower.") for n in trainable)
     model.config.freeze_encoder = not encoder_trains
     if cfg.loop.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     n_all = sum(p.numel() for p in model.parameters())
     log.info("stage %s: %s of %s parameters train", cfg.stage, f"{n_train:,}", f"{n_all:,}")
