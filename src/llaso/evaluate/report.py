@@ -135,6 +135,27 @@ def _rows(systems: Sequence[SystemScore], registry: Registry) -> tuple[list[str]
     return header, rows
 
 
+def baseline_rows(
+    systems: Sequence[SystemScore], registry: Registry
+) -> tuple[list[str], list[list[str]]] | None:
+    """Closed tasks: accuracy next to the majority-class baseline (always answering the most frequent
+    reference label), per system; None when no task has a baseline."""
+    header = ["task", *[f"{s.name}: accuracy / majority baseline" for s in systems]]
+    rows = []
+    for t in registry:
+        cells = []
+        for s in systems:
+            row = s.tasks.get(t.abbr) or {}
+            if row.get("majority_baseline") is None or row.get("accuracy") is None:
+                cells.append("—")
+                continue
+            margin = 100 * (float(row["accuracy"]) - float(row["majority_baseline"]))
+            cells.append(f"{pct(row['accuracy'], 1)} / {pct(row['majority_baseline'], 1)} ({margin:+.1f} pt)")
+        if any(c != "—" for c in cells):
+            rows.append([t.abbr, *cells])
+    return (header, rows) if rows else None
+
+
 def notes(systems: Sequence[SystemScore], options: ScoreOptions) -> list[str]:
     out = [
         f"{s.name}: judge = {s.judge}"
@@ -159,6 +180,9 @@ def markdown_report(systems: Sequence[SystemScore], registry: Registry, options:
     header, rows = _rows(systems, registry)
     parts = ["# LLaSO-Eval results", "", _table(header, rows), ""]
     parts += [f"* {n}" for n in notes(systems, options)]
+    base = baseline_rows(systems, registry)
+    if base:
+        parts += ["", "## Closed tasks against the majority-class baseline", "", _table(*base)]
     problems = [(s.name, p) for s in systems for p in s.problems]
     if problems:
         parts += ["", "## Problems", ""] + [f"* {name}: {p}" for name, p in problems[:200]]
@@ -217,6 +241,16 @@ def html_report(systems: Sequence[SystemScore], registry: Registry, options: Sco
         + "</tbody></table>"
     )
     img = base64.b64encode(png).decode("ascii")
+    base = baseline_rows(systems, registry)
+    base_html = ""
+    if base:
+        base_html = (
+            "<h2>Closed tasks against the majority-class baseline</h2><table><thead><tr>"
+            + "".join(cell(h, "th") for h in base[0])
+            + "</tr></thead><tbody>"
+            + "".join("<tr>" + "".join(cell(c) for c in r) + "</tr>" for r in base[1])
+            + "</tbody></table>"
+        )
     problems = [f"{s.name}: {p}" for s in systems for p in s.problems][:200]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>LLaSO-Eval results</title>
@@ -226,6 +260,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 <h1>LLaSO-Eval results</h1>
 {table}
 <ul>{"".join(f"<li>{esc(n)}</li>" for n in notes(systems, options))}</ul>
+{base_html}
 <h2>Radar</h2>
 <img alt="radar chart of per-task scores" src="data:image/png;base64,{img}">
 {"<h2>Problems</h2><ul>" + "".join(f"<li>{esc(p)}</li>" for p in problems) + "</ul>" if problems else ""}

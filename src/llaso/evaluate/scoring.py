@@ -132,6 +132,16 @@ def _round(x: float | None, nd: int = 6) -> float | None:
     return None if x is None else round(x, nd)
 
 
+def majority_baseline(refs: Sequence[str], n: int | None = None) -> float:
+    """Accuracy of always answering the most frequent reference label: its count over `n` (default: the
+    number of references). Labels are compared after `closed.normalize_label` ("Male." = "male")."""
+    from collections import Counter
+
+    total = len(refs) if n is None else n
+    counts = Counter(closed.normalize_label(r) for r in refs)
+    return max(counts.values()) / total if counts and total else 0.0
+
+
 def score_group(
     group: FileGroup,
     judge: dict[int, int | None] | None,
@@ -223,6 +233,8 @@ def score_group(
             abstention_rate=(res.abstained + fs.invalid_records) / n_all if n_all else 0.0,
             abstention_rate_compat=(ab_c + fs.invalid_records) / n_all if n_all else 0.0,
         )
+        # the majority-class baseline: the share of the most frequent reference label (always answering it)
+        m["majority_baseline"] = majority_baseline(refs, n_all)
         fs.details["closed"] = {
             "correct": res.correct,
             "abstained": res.abstained + fs.invalid_records,
