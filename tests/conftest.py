@@ -36,4 +36,3 @@ def make_record(
     }
     rec.update(extra)
     return rec
-
