@@ -128,30 +128,51 @@ class LlasoForConditionalGeneration(LlasoPreTrainedModel, GenerationMixin):
             mel = input_features_mask.sum(-1).tolist()
         return [self.config.positions_per_window(int(m)) for m in mel]
 
-    def get_audio_features(
-        self, input_features: torch.Tensor, input_features_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Projected audio of all windows, each trimmed to its count and concatenated: [N_positions, hidden]."""
+    def encode_audio(self, input_features: torch.Tensor) -> torch.Tensor:
+        """Encoder frames of every window, from the configured layer: [W, frames, d_model].
+        Gradients flow only when the encoder is trainable."""
         if input_features.ndim != 3:
             raise ValueError(
                 f"input_features must be [windows, mel_bins, frames], got {tuple(input_features.shape)}"
             )
-        lengths = self.audio_positions(input_features, input_features_mask)
         trainable = any(p.requires_grad for p in self.audio_tower.parameters())
         enc_dtype = self.audio_tower.conv1.weight.dtype
         grad = torch.enable_grad() if trainable else torch.no_grad()
         with grad if torch.is_grad_enabled() else contextlib.nullcontext():
             want_hidden = self.config.audio_select_layer != -1
             out = self.audio_tower(input_features.to(enc_dtype), output_hidden_states=want_hidden)
-            frames = (
-                out.hidden_states[self.config.audio_select_layer] if want_hidden else out.last_hidden_state
-            )
-        projected = self.projector(frames.to(self.projector.net[0].weight.dtype))  # [W, P, H]
+            return out.hidden_states[self.config.audio_select_layer] if want_hidden else out.last_hidden_state
+
+    def project_audio(self, frames: torch.Tensor, positions: list[int]) -> torch.Tensor:
+        """Project encoder frames [W, T, d_model] and keep each window's first `positions[w]` positions:
+        [N_positions, hidden]. `T` may be shorter than a window (frames cached trimmed)."""
+        proj_dtype: torch.dtype = self.projector.net[0].weight.dtype  # type: ignore[assignment]
+        projected = self.projector(frames.to(proj_dtype))  # [W, P, H]
         keep = (
             torch.arange(projected.shape[1], device=projected.device)[None, :]
-            < torch.tensor(lengths, device=projected.device)[:, None]
+            < torch.tensor(positions, device=projected.device)[:, None]
         )
         return projected[keep]
+
+    def get_audio_features(
+        self, input_features: torch.Tensor, input_features_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Projected audio of all windows, each trimmed to its count and concatenated: [N_positions, hidden]."""
+        lengths = self.audio_positions(input_features, input_features_mask)
+        return self.project_audio(self.encode_audio(input_features), lengths)
+
+    def embed_with_audio(self, input_ids: torch.Tensor, audio_embeds: torch.Tensor | None) -> torch.Tensor:
+        """Token embeddings with the projected audio scattered into the placeholder positions."""
+        audio_mask = input_ids == self.config.audio_token_id
+        n_slots = int(audio_mask.sum())
+        embeds = self.get_input_embeddings()(input_ids.masked_fill(audio_mask, 0) if n_slots else input_ids)
+        if audio_embeds is None:
+            return embeds
+        if audio_embeds.shape[0] != n_slots:
+            raise ValueError(f"{audio_embeds.shape[0]} audio positions for {n_slots} placeholder positions")
+        return embeds.masked_scatter(
+            audio_mask.unsqueeze(-1).to(embeds.device), audio_embeds.to(embeds.dtype)
+        )
 
     # ---- forward -------------------------------------------------------------------------------
     def forward(
@@ -181,10 +202,8 @@ class LlasoForConditionalGeneration(LlasoPreTrainedModel, GenerationMixin):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         if inputs_embeds is None:
             assert input_ids is not None
-            audio_mask = input_ids == self.config.audio_token_id
-            n_slots = int(audio_mask.sum())
-            embed_ids = input_ids.masked_fill(audio_mask, 0) if n_slots else input_ids
-            inputs_embeds = self.get_input_embeddings()(embed_ids)
+            n_slots = int((input_ids == self.config.audio_token_id).sum())
+            feats = None
             if input_features is not None:
                 expected = sum(self.audio_positions(input_features, input_features_mask))
                 if expected != n_slots:
@@ -195,13 +214,11 @@ class LlasoForConditionalGeneration(LlasoPreTrainedModel, GenerationMixin):
                     )
                 self._check_length(input_ids.shape[1])
                 feats = self.get_audio_features(input_features, input_features_mask)
-                inputs_embeds = inputs_embeds.masked_scatter(
-                    audio_mask.unsqueeze(-1).to(inputs_embeds.device), feats.to(inputs_embeds.dtype)
-                )
             elif n_slots and input_ids.shape[1] > 1 and _cache_len(cache) == 0:
                 raise ValueError(
                     f"input_ids hold {n_slots} audio placeholder positions but no input_features"
                 )
+            inputs_embeds = self.embed_with_audio(input_ids, feats)
 
         if position_ids is None and attention_mask is not None and attention_mask.ndim == 2:
             # Left padding: positions count real tokens only (what generate() does too).

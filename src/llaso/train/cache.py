@@ -134,15 +134,9 @@ def frames_needed(positions: int, stack_factor: int, total: int) -> int:
 def encode_windows(
     model: LlasoForConditionalGeneration, input_features: torch.Tensor, positions: list[int]
 ) -> list[torch.Tensor]:
-    """The frozen encoder's frames of each window, trimmed to what the projector reads: [T_w, D] each.
-
-    Mirrors `LlasoForConditionalGeneration.get_audio_features` up to the projector.
-    """
-    enc_dtype = model.audio_tower.conv1.weight.dtype
-    want_hidden = model.config.audio_select_layer != -1
+    """The frozen encoder's frames of each window, trimmed to what the projector reads: [T_w, D] each."""
     with torch.no_grad():
-        out = model.audio_tower(input_features.to(enc_dtype), output_hidden_states=want_hidden)
-        frames = out.hidden_states[model.config.audio_select_layer] if want_hidden else out.last_hidden_state
+        frames = model.encode_audio(input_features)
     k = int(model.config.stack_factor)
     return [frames[w, : frames_needed(p, k, frames.shape[1])] for w, p in enumerate(positions)]
 
@@ -152,14 +146,7 @@ def project_frames(
 ) -> torch.Tensor:
     """Projected audio of all windows, trimmed and concatenated: [N_positions, hidden] (as the model)."""
     width = max(f.shape[0] for f in frames)
-    dim = frames[0].shape[1]
-    padded = frames[0].new_zeros((len(frames), width, dim))
+    padded = frames[0].new_zeros((len(frames), width, frames[0].shape[1]))
     for w, f in enumerate(frames):
         padded[w, : f.shape[0]] = f
-    proj_dtype: torch.dtype = model.projector.net[0].weight.dtype  # type: ignore[assignment]
-    projected = model.projector(padded.to(proj_dtype))
-    keep = (
-        torch.arange(projected.shape[1], device=projected.device)[None, :]
-        < torch.tensor(positions, device=projected.device)[:, None]
-    )
-    return projected[keep]
+    return model.project_audio(padded, positions)

@@ -145,8 +145,8 @@ class TrainingModule(nn.Module):
     """The model plus the loss, as one module for `accelerator.prepare` (DDP/FSDP wrap this).
 
     With the feature cache the batch carries encoder frames instead of mel features for samples seen
-    before; the module projects them, scatters them into the placeholder positions and runs the LM on
-    `inputs_embeds`, which is what the model itself does after its encoder.
+    before; the module projects and scatters them with the model's own `project_audio` and
+    `embed_with_audio`, then runs the LM on `inputs_embeds`.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -183,16 +183,8 @@ class TrainingModule(nn.Module):
             new = encode_windows(model, batch["input_features"], [positions[w] for w in miss])
             for w, f in zip(miss, new, strict=True):
                 frames[w] = f
-        ids = batch["input_ids"]
-        audio_mask = ids == model.config.audio_token_id
-        embeds = model.get_input_embeddings()(ids.masked_fill(audio_mask, 0))
-        if frames:
-            feats = project_frames(model, frames, positions)
-            if feats.shape[0] != int(audio_mask.sum()):
-                raise RuntimeError(
-                    f"cached frames give {feats.shape[0]} audio positions for {int(audio_mask.sum())} placeholders"
-                )
-            embeds = embeds.masked_scatter(audio_mask.unsqueeze(-1), feats.to(embeds.dtype))
+        feats = project_frames(model, frames, positions) if frames else None
+        embeds = model.embed_with_audio(batch["input_ids"], feats)
         out = model(
             inputs_embeds=embeds,
             attention_mask=batch["attention_mask"],
