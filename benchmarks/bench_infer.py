@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=48, help="number of clips")
     ap.add_argument("--max-new-tokens", type=int, default=16)
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
+    ap.add_argument("--window-seconds", type=int, default=10, help="encoder window of the random model (default 10)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,13 +68,16 @@ def main() -> None:
                 d_model=384,
                 hidden_size=512,
                 layers=4,
-                window_seconds=30,
+                window_seconds=args.window_seconds,
                 audio_token_mode="lean",
                 stack_factor=4,
                 seed=0,
             )
             model.eval()
-            name = "random LSLM (Whisper-tiny-sized encoder, 4-layer 512-d Llama, lean + stack 4)"
+            name = (
+                f"random LSLM (Whisper-tiny-sized encoder with {args.window_seconds} s windows, "
+                "4-layer 512-d Llama, lean + stack 4)"
+            )
         data = make_data(root, args.n)
         rows, answers = [], {}
         for bs in args.batch_sizes:

@@ -188,3 +188,41 @@ def test_chat_forms_and_run(tmp_path: Path, model_dir: Path, capsys: pytest.Capt
     ):
         assert main(["chat", "--model", str(model_dir), "--max-new-tokens", "4", *extra]) == 0
         assert capsys.readouterr().out.endswith("\n")  # one answer line (a tiny random model may say nothing)
+
+
+def test_two_processes_share_the_items(tmp_path: Path, model_dir: Path) -> None:
+    """torchrun with 2 CPU processes (gloo): each decodes part of the items, rank 0 writes complete files."""
+    data = _corpus(tmp_path / "c", n_gender=9, n_asr=5)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "llaso.cli",
+        "infer",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "out"),
+        "--audio-root",
+        str(tmp_path / "c"),
+        "--batch-size",
+        "2",
+        "--max-new-tokens",
+        "3",
+        "-q",
+    ]
+    res = subprocess.run(
+        cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    decoded_by_rank0 = int(res.stdout.split("decoded ")[1].split()[0])
+    assert 0 < decoded_by_rank0 < 13 and res.stdout.count("decoded ") == 1
+    g = list(iter_records(tmp_path / "out" / "vctk_gender_classification_test.jsonl"))
+    a = list(iter_records(tmp_path / "out" / "ASR_test.jsonl"))
+    assert [r["id"] for r in g] == [f"g{i}" for i in range(9)] and [r["index"] for r in a] == list(range(5))
+    assert not list((tmp_path / "out").glob(".*"))

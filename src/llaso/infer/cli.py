@@ -88,9 +88,11 @@ def run_infer(args: argparse.Namespace) -> int:
         per_task[task.strip().upper()] = int(n)
     rank, world, barrier = 0, 1, lambda: None
     try:
+        import torch
         from accelerate import PartialState
 
-        state = PartialState()
+        # cpu=True lets torchrun / accelerate launch run several CPU processes (gloo)
+        state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
         rank, world = state.process_index, state.num_processes
         device = str(state.device) if args.device is None else args.device
         barrier = state.wait_for_everyone

@@ -72,10 +72,11 @@ class ResultStore:
 
     def finalize(self, n_items: int) -> bool:
         """Write the final file if all `n_items` have a result; returns whether it did."""
+        self.close()
+        self._done = None  # re-read every log: other processes may have added to theirs
         done = self.done()
         if len(done) < n_items or any(i not in done for i in range(n_items)):
             return False
-        self.close()
         with AtomicWriter(self.final_path, "jsonl") as w:
             for i in range(n_items):
                 rec = dict(done[i])
