@@ -53,7 +53,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=48, help="number of clips")
     ap.add_argument("--max-new-tokens", type=int, default=16)
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
-    ap.add_argument("--window-seconds", type=int, default=10, help="encoder window of the random model (default 10)")
+    ap.add_argument(
+        "--window-seconds", type=int, default=10, help="encoder window of the random model (default 10)"
+    )
     args = ap.parse_args()
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
