@@ -75,6 +75,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-real-speech", action="store_true", help="skip the LibriVox set (it needs PyPI the first time)"
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for training and inference (default: $OMP_NUM_THREADS, else every core); on a "
+        "machine other jobs also use, 1 is much faster than oversubscribed cores",
+    )
 
 
 # ---- settings ----------------------------------------------------------------------------------------
@@ -204,11 +211,13 @@ def train_command(config: Path, overrides: list[str]) -> list[str]:
     return [sys.executable, "-m", "llaso.cli", "train", "--config", str(config), *overrides]
 
 
-def run_train(config: Path, overrides: list[str], out: Path) -> dict[str, Any]:
+def run_train(config: Path, overrides: list[str], out: Path, threads: int | None = None) -> dict[str, Any]:
     """`llaso train` in a child process (its own memory and threads); resumes from its checkpoints."""
     cmd = train_command(config, [*overrides, f"output_dir={out}"])
     _say("$ llaso train " + " ".join(cmd[4:]))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
     env.setdefault("TRANSFORMERS_VERBOSITY", "error")
     proc = subprocess.run(cmd, env=env, check=False)
     if proc.returncode != 0:
@@ -287,13 +296,14 @@ def step_infer(
     model_dir: Path,
     sets: list[tuple[str, Path, Path, Path]],
     infer: dict[str, Any],
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """`llaso infer` (run_inference) over each (name, data, audio_root, out) set; resumes per file."""
     import torch
 
     from llaso.infer.run import InferOptions, load_model, run_inference
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1)
     model, processor = load_model(model_dir)
     out: dict[str, Any] = {}
     for name, data, root, dest in sets:
@@ -526,6 +536,8 @@ def _run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         result = fn()
         secs = time.perf_counter() - t0
+        # the 1-minute load average when the step ends: other jobs on the machine slow every step down
+        note = note or f"load average {os.getloadavg()[0]:.1f} at the end"
         rec = {"seconds": round(secs, 1), "result": result, "note": note}
         markers.put(name, rec)
         steps[name] = rec
@@ -563,6 +575,7 @@ def _run(args: argparse.Namespace) -> int:
             cfg_dir / a["config"],
             [*common, f"data.train=[{corpus / 'align'}]", *a.get("overrides", [])],
             work / "align",
+            args.threads,
         ),
     )
     ins = prof["instruct"]
@@ -579,6 +592,7 @@ def _run(args: argparse.Namespace) -> int:
                 *ins.get("overrides", []),
             ],
             work / "instruct",
+            args.threads,
         ),
     )
 
@@ -595,7 +609,7 @@ def _run(args: argparse.Namespace) -> int:
                 ) from None
             f = real_speech_set(data, out / "real-speech" / "librivox", asr_prompts(corpus))
             sets.append(("real speech (LibriVox)", f, f.parent, work / "preds" / "librivox"))
-        return step_infer(work / "instruct" / "final", sets, prof["infer"])
+        return step_infer(work / "instruct" / "final", sets, prof["infer"], args.threads)
 
     step(6, "infer", "llaso infer: synthetic eval split and real speech", infer)
 
