@@ -253,6 +253,39 @@ def train_summary(out: Path) -> dict[str, Any]:
     }
 
 
+def training_subset(folder: Path, out: Path, samples: int, seed: int = 0) -> Path:
+    """`samples` training records of `folder`, the same number from every task (round robin over a seeded
+    shuffle of each task's records, so each task keeps its mix of configurations), in one shuffled JSON list.
+
+    The demo trains one epoch of this file rather than stopping early with `loop.max_steps`: `llaso train`
+    spans its learning-rate schedule over the whole epoch, so an early stop would never anneal."""
+    import random
+
+    from llaso.data.jsonio import expand_inputs, iter_records, write_records
+
+    if out.is_file():
+        return out
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for f in expand_inputs([folder]):
+        for rec in iter_records(f):
+            by_task.setdefault(str(rec.get("task")), []).append(rec)
+    rng = random.Random(seed)
+    queues = []
+    for task in sorted(by_task):
+        recs = by_task[task]
+        rng.shuffle(recs)
+        queues.append(recs)
+    chosen: list[dict[str, Any]] = []
+    while len(chosen) < samples and any(queues):
+        for q in queues:
+            if q and len(chosen) < samples:
+                chosen.append(q.pop())
+    rng.shuffle(chosen)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_records(out, chosen)
+    return out
+
+
 # ---- 6. inference ------------------------------------------------------------------------------------
 def real_speech_set(data_dir: Path, folder: Path, prompts: list[str]) -> Path:
     """The LibriVox utterances as an LLaSO ASR eval file (`folder/librivox_ASR_test.json`), audio copied."""
@@ -579,6 +612,9 @@ def _run(args: argparse.Namespace) -> int:
         ),
     )
     ins = prof["instruct"]
+    train_data = corpus / "instruct"
+    if ins.get("samples"):
+        train_data = training_subset(train_data, work / "instruct-train.json", int(ins["samples"]), args.seed)
     step(
         5,
         "instruct",
@@ -588,7 +624,7 @@ def _run(args: argparse.Namespace) -> int:
             [
                 *common,
                 f"model.projector={work / 'align' / 'final'}",
-                f"data.train=[{corpus / 'instruct'}]",
+                f"data.train=[{train_data}]",
                 *ins.get("overrides", []),
             ],
             work / "instruct",
