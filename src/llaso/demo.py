@@ -633,7 +633,14 @@ def _run(args: argparse.Namespace) -> int:
     )
 
     def infer() -> dict[str, Any]:
-        sets = [("synthetic eval split", corpus / "eval", corpus, work / "preds" / "synth")]
+        # one output folder per configuration: the eval split has the same file names in each of them
+        # (text_audio/AC_synth_test.json, pure_audio/AC_synth_test.json), and `llaso infer` names its
+        # outputs by file name only, so one folder for all would mix them
+        sets = [
+            (f"synthetic eval split, {d.name}", d, corpus, work / "preds" / "synth" / d.name)
+            for d in sorted((corpus / "eval").iterdir())
+            if d.is_dir()
+        ]
         if real:
             from llaso.model.weights import fetch_pocketsphinx_testdata
 
