@@ -353,3 +353,19 @@ def test_a_killed_run_resumes_at_the_same_step_and_order_and_ends_with_the_same_
     b = LlasoForConditionalGeneration.from_pretrained(out / "final").state_dict()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def test_max_steps_run_gets_the_whole_schedule(tmp_path: Path) -> None:
+    """A run cut short by loop.max_steps warms up and decays within those steps (cosine ends near 0)."""
+    corpus = make_corpus(tmp_path / "c", n=48)  # 12 steps per epoch
+    cfg = write_config(
+        tmp_path,
+        corpus,
+        optim={"lr": 1e-2, "warmup_ratio": 0.0, "scheduler": "cosine"},
+        loop={"max_steps": 3},
+    )
+    res = train(load_config(cfg))
+    assert res.global_step == 3
+    log = [json.loads(x) for x in (tmp_path / "out" / "train_log.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in log if "loss" in r]
+    assert len(lrs) == 3 and lrs[0] > lrs[1] > lrs[2] and lrs[2] < 0.3e-2

@@ -407,16 +407,17 @@ def train(cfg: TrainConfig, *, skip_preflight: bool = False, resume: bool = True
         betas=(cfg.optim.beta1, cfg.optim.beta2),
         eps=cfg.optim.eps,
     )
+    # The schedule spans the steps that will really run, so that a `max_steps` run still warms up and decays.
     warmup = (
         cfg.optim.warmup_steps
         if cfg.optim.warmup_steps is not None
-        else math.ceil(cfg.optim.warmup_ratio * steps_per_epoch * cfg.loop.epochs)
+        else math.ceil(cfg.optim.warmup_ratio * total_steps)
     )
     scheduler = get_scheduler(
         cfg.optim.scheduler,
         optimizer,
         num_warmup_steps=warmup,
-        num_training_steps=steps_per_epoch * cfg.loop.epochs,
+        num_training_steps=total_steps,
     )
     _configure_deepspeed(accelerator, cfg)
     module, optimizer = accelerator.prepare(module, optimizer)
