@@ -226,3 +226,32 @@ def test_two_processes_share_the_items(tmp_path: Path, model_dir: Path) -> None:
     a = list(iter_records(tmp_path / "out" / "ASR_test.jsonl"))
     assert [r["id"] for r in g] == [f"g{i}" for i in range(9)] and [r["index"] for r in a] == list(range(5))
     assert not list((tmp_path / "out").glob(".*"))
+
+
+def test_same_file_names_in_different_folders_keep_separate_outputs(tmp_path: Path, model_dir: Path) -> None:
+    data = _corpus(tmp_path / "c", n_gender=3, n_asr=0)
+    name = "vctk_gender_classification_test.json"
+    for mod in ("text_audio", "pure_audio"):
+        (data / mod).mkdir()
+        (data / mod / name).write_bytes((data / name).read_bytes())
+    (data / name).unlink()
+    (data / "ASR_test.jsonl").unlink()
+    rc = main(
+        [
+            "infer",
+            "--model",
+            str(model_dir),
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "out"),
+            "--audio-root",
+            str(tmp_path / "c"),
+            "--max-new-tokens",
+            "2",
+            "-q",
+        ]
+    )
+    assert rc == 0
+    for mod in ("text_audio", "pure_audio"):
+        assert len(list(iter_records(tmp_path / "out" / mod / "vctk_gender_classification_test.jsonl"))) == 3

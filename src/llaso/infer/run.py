@@ -129,7 +129,7 @@ def run_inference(
     from llaso.utils.progress import progress_bar
 
     opts = opts or InferOptions()
-    files = expand_inputs(data)
+    files = _files_with_subfolders(data)
     if not files:
         raise ValueError(f"no .json/.jsonl eval files in {', '.join(map(str, data))}")
     summary = InferSummary()
@@ -137,13 +137,13 @@ def run_inference(
     device = next(model.parameters()).device
     feat_dtype = next(model.parameters()).dtype
 
-    for path in files:
+    for path, sub in files:
         samples = list(iter_samples(path))
         if opts.limit is not None:
             samples = samples[: opts.limit]
-        store = ResultStore(out_dir, path, shard=rank if world_size > 1 else None)
+        store = ResultStore(Path(out_dir) / sub, path, shard=rank if world_size > 1 else None)
         counts = {"items": len(samples), "decoded": 0, "errors": 0, "skipped": 0}
-        summary.files[path.name] = counts
+        summary.files[str(sub / path.name)] = counts
         if store.complete:
             counts["skipped"] = len(samples)
             summary.skipped += len(samples)
@@ -214,3 +214,16 @@ def run_inference(
             log.warning("%s: not every item has a result yet; rerun to finish", path.name)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _files_with_subfolders(data: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, Path]]:
+    """Each eval file with the sub-folder its output goes to: a folder argument keeps its inner layout
+    (`eval/text_audio/AC_test.json` and `eval/pure_audio/AC_test.json` must not share one output)."""
+    out: list[tuple[Path, Path]] = []
+    for item in data:
+        p = Path(item)
+        if p.is_dir():
+            out.extend((f, f.parent.relative_to(p)) for f in expand_inputs([p]))
+        else:
+            out.append((p, Path(".")))
+    return out
