@@ -70,26 +70,16 @@ def _corpus(root: Path, n_gender: int = 6, n_asr: int = 5) -> Path:
     return root / "eval"
 
 
+def infer_argv(model_dir: Path, data: Path, root: Path, *extra: str) -> list[str]:
+    """`llaso infer` arguments for the corpus of `_corpus(root)`, writing to root/../out."""
+    out = root.parent / "out"
+    return ["infer", "--model", str(model_dir), "--data", str(data), "--out", str(out), "--audio-root", str(root),
+            "-q", *extra]  # fmt: skip
+
+
 def test_infer_writes_every_item_once_and_eval_reads_it(tmp_path: Path, model_dir: Path) -> None:
     data = _corpus(tmp_path / "c")
-    rc = main(
-        [
-            "infer",
-            "--model",
-            str(model_dir),
-            "--data",
-            str(data),
-            "--out",
-            str(tmp_path / "out"),
-            "--audio-root",
-            str(tmp_path / "c"),
-            "--batch-size",
-            "4",
-            "--max-new-tokens",
-            "5",
-            "-q",
-        ]
-    )
+    rc = main(infer_argv(model_dir, data, tmp_path / "c", "--batch-size", "4", "--max-new-tokens", "5"))
     assert rc == 0
     g = list(iter_records(tmp_path / "out" / "vctk_gender_classification_test.jsonl"))
     a = list(iter_records(tmp_path / "out" / "ASR_test.jsonl"))
@@ -140,20 +130,7 @@ def test_killed_run_resumes_to_exactly_once(tmp_path: Path, model_dir: Path) -> 
         sys.executable,
         "-m",
         "llaso.cli",
-        "infer",
-        "--model",
-        str(model_dir),
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-        "--audio-root",
-        str(tmp_path / "c"),
-        "--batch-size",
-        "1",
-        "--max-new-tokens",
-        "4",
-        "-q",
+        *infer_argv(model_dir, data, tmp_path / "c", "--batch-size", "1", "--max-new-tokens", "4"),
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -201,20 +178,7 @@ def test_two_processes_share_the_items(tmp_path: Path, model_dir: Path) -> None:
         "2",
         "-m",
         "llaso.cli",
-        "infer",
-        "--model",
-        str(model_dir),
-        "--data",
-        str(data),
-        "--out",
-        str(tmp_path / "out"),
-        "--audio-root",
-        str(tmp_path / "c"),
-        "--batch-size",
-        "2",
-        "--max-new-tokens",
-        "3",
-        "-q",
+        *infer_argv(model_dir, data, tmp_path / "c", "--batch-size", "2", "--max-new-tokens", "3"),
     ]
     res = subprocess.run(
         cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300
@@ -236,22 +200,7 @@ def test_same_file_names_in_different_folders_keep_separate_outputs(tmp_path: Pa
         (data / mod / name).write_bytes((data / name).read_bytes())
     (data / name).unlink()
     (data / "ASR_test.jsonl").unlink()
-    rc = main(
-        [
-            "infer",
-            "--model",
-            str(model_dir),
-            "--data",
-            str(data),
-            "--out",
-            str(tmp_path / "out"),
-            "--audio-root",
-            str(tmp_path / "c"),
-            "--max-new-tokens",
-            "2",
-            "-q",
-        ]
-    )
+    rc = main(infer_argv(model_dir, data, tmp_path / "c", "--max-new-tokens", "2"))
     assert rc == 0
     for mod in ("text_audio", "pure_audio"):
         assert len(list(iter_records(tmp_path / "out" / mod / "vctk_gender_classification_test.jsonl"))) == 3
