@@ -275,3 +275,39 @@ def test_cached_frames_give_the_same_loss_as_the_encoder(tmp_path: Path) -> None
     positions = first["window_positions"]
     frames = encode_windows(model, first["input_features"], positions)
     assert [f.shape[0] for f in frames] == [min(250, p * 2) for p in positions]
+
+
+def test_labelled_loss_equals_the_language_models_own_loss_and_gradients(tmp_path: Path) -> None:
+    from llaso.train.trainer import has_fast_loss, labelled_loss
+
+    model, proc = build_tiny_llaso(**TINY, **TINY_CONFIG)
+    model.to(torch.float64).eval()
+    assert has_fast_loss(model)
+    make_corpus(tmp_path, n=4, text_only=1)
+    data = _dataset(tmp_path, proc)
+    batch = Collator(proc.tokenizer.pad_token_id)([data[i] for i in range(len(data))])
+    assert int((batch["attention_mask"] == 0).sum()) > 0  # padding is part of what is checked
+
+    def grads(fast: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model.zero_grad()
+        feats = model.get_audio_features(batch["input_features"], batch.get("input_features_mask"))
+        embeds = model.embed_with_audio(batch["input_ids"], feats)
+        if fast:
+            loss = labelled_loss(model, embeds, batch["attention_mask"], batch["labels"])
+        else:
+            loss = model(
+                inputs_embeds=embeds, attention_mask=batch["attention_mask"], labels=batch["labels"]
+            ).loss
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.projector.parameters()]
+
+    ref_loss, ref_grads = grads(False)
+    loss, got = grads(True)
+    torch.testing.assert_close(loss, ref_loss)
+    for a, b in zip(got, ref_grads, strict=True):
+        torch.testing.assert_close(a, b)
+    # a batch without any labelled position gives a zero loss, not a NaN
+    none = torch.full_like(batch["labels"], -100)
+    feats = model.get_audio_features(batch["input_features"], batch.get("input_features_mask"))
+    embeds = model.embed_with_audio(batch["input_ids"], feats)
+    assert float(labelled_loss(model, embeds, batch["attention_mask"], none)) == 0.0
