@@ -209,6 +209,7 @@ def test_missing_espeak_names_the_package(tmp_path, monkeypatch, capsys):
         seed=0,
         workers=1,
         tts="espeak-ng",
+        free_share=0.3,
         no_stats=True,
         no_progress=True,
     )
@@ -224,3 +225,16 @@ def test_cli_wiring_and_hidden_tiny_size():
     assert args.size == "tiny" and args.tts == "espeak-ng" and args.workers == synth.DEFAULT_WORKERS
     assert "tiny" not in p.format_help()
     assert synth.DESCRIPTION and "llaso data synth" in synth.EXAMPLES
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_free_share_chooses_open_or_closed_vocabulary(share):
+    from llaso.data.synth import SIZES, Context, plan_corpus
+    from llaso.data.synthetic.content import FREE_SENTENCES
+
+    ctx = Context(seed=0, size=SIZES["small"], tts="espeak-ng", extra_backends=(), free_share=share)
+    plan = plan_corpus(ctx, ("ASR", "SGC"))
+    texts = [p.item.metadata["text"] for p in plan]
+    free = sum(t in FREE_SENTENCES for t in texts)
+    assert len(texts) > 500
+    assert free == (len(texts) if share == 1.0 else 0)

@@ -91,6 +91,10 @@ DEFAULT_WORKERS = min(8, 2 * (os.cpu_count() or 1))
 MAX_INSTRUCTION_WORDS = 16  # spoken instructions use the shorter templates, to keep (a) clips short
 INSTRUCTION_SPEEDS = (1.0, 1.2, 1.4)  # and brisk voices (the release used 0.6-1.2 with a neural TTS)
 CORPUS = "llaso-synth"
+# Share of the spoken sentences (ASR, PR and the speaker tasks' texts) drawn from the free, open-vocabulary
+# pool; the rest come from templates over a closed vocabulary of about 150 words. 0 gives a closed-vocabulary
+# corpus (what `llaso demo` trains on: open-vocabulary ASR does not fit in minutes of CPU, OFFLINE §4).
+FREE_SHARE = 0.3
 
 COVERED = {
     "ASR": "transcript of the text that was spoken (templated and free sentences; espeak-ng, flite, festival voices)",
@@ -184,6 +188,7 @@ class Context:
     tts: str  # backend for generic speech
     extra_backends: tuple[str, ...]  # flite/festival when installed (variety in ASR/SGC/SCR)
     eval_texts: set[str] = field(default_factory=set)
+    free_share: float = FREE_SHARE  # share of free (open-vocabulary) sentences among spoken texts
     free_eval: tuple[str, ...] = ()
     free_train: tuple[str, ...] = ()
     facts_eval: tuple[tuple[str, str], ...] = ()
@@ -204,11 +209,11 @@ class Context:
                 return text
         raise RuntimeError("could not draw a text unseen in eval")
 
-    def sentence(self, rng: random.Random, split: str, free_share: float = 0.3) -> str:
+    def sentence(self, rng: random.Random, split: str) -> str:
         from llaso.data.synthetic.content import templated_sentence
 
         pool = self.free_eval if split == "eval" else self.free_train
-        if rng.random() < free_share:
+        if rng.random() < self.free_share:
             return rng.choice(pool)  # the free-sentence pools are disjoint by construction
         return self.fresh(split, lambda: templated_sentence(rng))
 
@@ -729,6 +734,7 @@ class SynthReport:
     size: str
     seed: int
     tts: str
+    free_share: float = FREE_SHARE
     records: dict[str, dict[str, dict[str, int]]] = field(
         default_factory=dict
     )  # section -> task -> modality -> n
@@ -753,6 +759,7 @@ class SynthReport:
             "size": self.size,
             "seed": self.seed,
             "tts": self.tts,
+            "free_share": self.free_share,
             "total_records": self.total_records,
             "records": self.records,
             "skipped": self.skipped,
@@ -773,6 +780,7 @@ def build_synthetic_corpus(
     *,
     size: str = "small",
     seed: int = 0,
+    free_share: float = FREE_SHARE,
     workers: int = 2,
     tts: str = DEFAULT_BACKEND,
     tasks: Sequence[str] = TASKS,
@@ -812,9 +820,11 @@ def build_synthetic_corpus(
     reg = registry or load_registry()
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    report = SynthReport(str(root), size, seed, tts, missing_backends=missing)
+    report = SynthReport(str(root), size, seed, tts, free_share=free_share, missing_backends=missing)
 
-    ctx = Context(seed=seed, size=SIZES[size], tts=tts, extra_backends=tuple(extra))
+    if not 0.0 <= free_share <= 1.0:
+        raise ValueError(f"free_share must be between 0 and 1, got {free_share}")
+    ctx = Context(seed=seed, size=SIZES[size], tts=tts, extra_backends=tuple(extra), free_share=free_share)
     plan = plan_corpus(ctx, tasks)
     report.phase_seconds["plan"] = time.perf_counter() - t0
     say(f"planned {len(plan):,} items over {len(tasks)} tasks")
@@ -955,7 +965,8 @@ def _write_card(root: Path, report: SynthReport, ctx: Context, st: Any) -> None:
     lines = [
         "# llaso synthetic corpus",
         "",
-        f"Made offline by `llaso data synth --size {report.size} --seed {report.seed} --tts {report.tts}`. "
+        f"Made offline by `llaso data synth --size {report.size} --seed {report.seed} --tts {report.tts} "
+        f"--free-share {report.free_share}`. "
         "Every clip is synthetic: speech from espeak-ng"
         + (", flite and festival" if ctx.extra_backends else "")
         + ", notes from additive synthesis. Every label is a fact about how its clip was made, so it is true by "
@@ -1041,6 +1052,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=["espeak-ng", "flite", "festival"],
         help="backend for generic speech and spoken instructions (accents, variants and phonemes always use espeak-ng)",
     )
+    p.add_argument(
+        "--free-share",
+        type=float,
+        default=FREE_SHARE,
+        help=f"share of free (open-vocabulary) sentences among the spoken texts, the rest templated over a "
+        f"closed vocabulary; 0 gives a closed-vocabulary corpus (default {FREE_SHARE})",
+    )
     p.add_argument("--no-stats", action="store_true", help="skip stats/ and the donut")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -1056,6 +1074,7 @@ def run(args: argparse.Namespace) -> int:
             args.out,
             size=args.size,
             seed=args.seed,
+            free_share=args.free_share,
             workers=max(1, args.workers),
             tts=args.tts,
             progress=not args.no_progress,
