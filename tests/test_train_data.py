@@ -311,3 +311,32 @@ def test_labelled_loss_equals_the_language_models_own_loss_and_gradients(tmp_pat
     feats = model.get_audio_features(batch["input_features"], batch.get("input_features_mask"))
     embeds = model.embed_with_audio(batch["input_ids"], feats)
     assert float(labelled_loss(model, embeds, batch["attention_mask"], none)) == 0.0
+
+
+def test_sample_average_weighs_every_sample_the_same(tmp_path: Path) -> None:
+    from llaso.train.trainer import labelled_loss
+
+    model, proc = build_tiny_llaso(**TINY, **TINY_CONFIG)
+    model.to(torch.float64).eval()
+    make_corpus(tmp_path, n=4, text_only=1)
+    data = _dataset(tmp_path, proc)
+    batch = Collator(proc.tokenizer.pad_token_id)([data[i] for i in range(len(data))])
+    labels = batch["labels"].clone()
+    # make the answers very unequal: the first sample keeps one labelled token only
+    first = (labels[0] != -100).nonzero().flatten()
+    labels[0, first[1:]] = -100
+    with torch.no_grad():
+        feats = model.get_audio_features(batch["input_features"], batch.get("input_features_mask"))
+        embeds = model.embed_with_audio(batch["input_ids"], feats)
+        per_sample = [
+            model(
+                inputs_embeds=embeds[i : i + 1],
+                attention_mask=batch["attention_mask"][i : i + 1],
+                labels=labels[i : i + 1],
+            ).loss
+            for i in range(labels.shape[0])
+        ]
+        by_sample = labelled_loss(model, embeds, batch["attention_mask"], labels, "sample")
+        by_token = labelled_loss(model, embeds, batch["attention_mask"], labels, "token")
+    torch.testing.assert_close(by_sample, torch.stack(per_sample).mean())
+    assert abs(float(by_sample) - float(by_token)) > 1e-6  # the two rules really differ here

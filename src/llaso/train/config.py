@@ -99,6 +99,10 @@ class OptimSection:
     warmup_ratio: float = 0.0
     warmup_steps: int | None = None  # wins over warmup_ratio
     max_grad_norm: float | None = 1.0  # applied at every optimizer step (None or 0: no clipping)
+    # how a batch's token losses are averaged: "token" (every answer token weighs the same, the original's
+    # and transformers' rule) or "sample" (each sample's mean token loss, then the mean over samples: a
+    # 3-token label answer weighs as much as a 150-token one in a multi-task batch)
+    loss_average: Literal["token", "sample"] = "token"
 
 
 @dataclass
