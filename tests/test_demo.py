@@ -109,6 +109,41 @@ def test_targets_compare_with_the_majority_baseline() -> None:
     assert "| AR accuracy vs majority baseline | 55.0 % vs 50.0 % | >= baseline + 10 pt | **no** |" in md
 
 
+def test_subset_counts_follow_the_weights_and_what_each_task_has() -> None:
+    counts = demo.subset_counts({"ASR": 100, "SGC": 100, "PSWL": 10}, 150, {"ASR": 2})
+    assert counts == {"ASR": 93, "SGC": 47, "PSWL": 10}  # PSWL gives all it has, the rest is shared 2:1
+    assert demo.subset_counts({"A": 5, "B": 5}, 100) == {"A": 5, "B": 5}
+    assert demo.subset_counts({"A": 50, "B": 50}, 31, {"B": 0}) == {"A": 31, "B": 0}
+    with pytest.raises(demo.DemoError, match="XYZ"):
+        demo.subset_counts({"A": 5}, 3, {"XYZ": 1})
+
+
+def test_training_subset_writes_the_counted_records(tmp_path: Path) -> None:
+    from llaso.data.jsonio import write_records
+
+    for task, n in (("ASR", 40), ("SGC", 40)):
+        recs = [{"id": f"{task}-{i}", "task": task, "conversations": []} for i in range(n)]
+        write_records(tmp_path / "in" / f"{task}_synth_train.json", recs)
+    out = demo.training_subset(tmp_path / "in", tmp_path / "sub.json", 30, 0, {"ASR": 2})
+    got = Counter(r["task"] for r in iter_records(out))
+    assert got == {"ASR": 20, "SGC": 10}
+
+
+def test_corpus_folders_never_mix_settings() -> None:
+    out = Path("o")
+    names = {
+        demo.corpus_folder(out, c, seed).name
+        for c, seed in (
+            ({"size": "small"}, 0),
+            ({"size": "small", "free_share": 0.0}, 0),
+            ({"size": "small", "free_share": 0.5}, 0),
+            ({"size": "small"}, 1),
+            ({"size": "tiny"}, 0),
+        )
+    }
+    assert len(names) == 5 and "corpus-small" in names and "corpus-small-closed" in names
+
+
 @pytest.mark.slow
 @pytest.mark.demo
 def test_quick_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -199,11 +199,27 @@ def step_weights(weights: Path) -> dict[str, Any]:
 
 
 # ---- 3. corpus ---------------------------------------------------------------------------------------
-def step_corpus(corpus: Path, size: str, seed: int) -> dict[str, Any]:
-    from llaso.data.synth import build_synthetic_corpus
+def step_corpus(corpus: Path, size: str, seed: int, free_share: float | None = None) -> dict[str, Any]:
+    from llaso.data.synth import FREE_SHARE, build_synthetic_corpus
 
-    rep = build_synthetic_corpus(corpus, size=size, seed=seed, workers=2, progress=True, log=_say)
-    return {"corpus": str(corpus), "size": size, "records": rep.total_records}
+    share = FREE_SHARE if free_share is None else float(free_share)
+    rep = build_synthetic_corpus(
+        corpus, size=size, seed=seed, free_share=share, workers=2, progress=True, log=_say
+    )
+    return {"corpus": str(corpus), "size": size, "free_share": share, "records": rep.total_records}
+
+
+def corpus_folder(out: Path, corpus: dict[str, Any], seed: int) -> Path:
+    """OUT/corpus-<size>[-closed][-seed<N>]: corpora made with different settings never share a folder."""
+    from llaso.data.synth import FREE_SHARE
+
+    name = f"corpus-{corpus['size']}"
+    share = corpus.get("free_share")
+    if share is not None and float(share) != FREE_SHARE:
+        name += "-closed" if float(share) == 0 else f"-free{float(share):g}"
+    if seed:
+        name += f"-seed{seed}"
+    return out / name
 
 
 # ---- 4./5. training ----------------------------------------------------------------------------------
@@ -253,12 +269,46 @@ def train_summary(out: Path) -> dict[str, Any]:
     }
 
 
-def training_subset(folder: Path, out: Path, samples: int, seed: int = 0) -> Path:
-    """`samples` training records of `folder`, the same number from every task (round robin over a seeded
-    shuffle of each task's records, so each task keeps its mix of configurations), in one shuffled JSON list.
+def subset_counts(
+    available: dict[str, int], samples: int, weights: dict[str, float] | None = None
+) -> dict[str, int]:
+    """How many records of each task a `samples`-record subset takes: proportional to the task's weight
+    (default 1; 0 leaves a task out), never more than it has; what a task cannot give goes to the others."""
+    w = {t: float((weights or {}).get(t, 1.0)) for t in available}
+    bad = [t for t in (weights or {}) if t not in available]
+    if bad:
+        raise DemoError(f"instruct.task_weights names task(s) the corpus does not have: {', '.join(bad)}")
+    counts = dict.fromkeys(available, 0)
+    left = min(samples, sum(available[t] for t in available if w[t] > 0))
+    while left > 0:
+        open_ = [t for t in available if w[t] > 0 and counts[t] < available[t]]
+        total = sum(w[t] for t in open_)
+        # largest-remainder split of what is left over the tasks that still have records
+        raw = {t: left * w[t] / total for t in open_}
+        add = {t: min(int(raw[t]), available[t] - counts[t]) for t in open_}
+        rest = left - sum(add.values())
+        for t in sorted(open_, key=lambda t: raw[t] - int(raw[t]), reverse=True):
+            if rest <= 0:
+                break
+            if counts[t] + add[t] < available[t]:
+                add[t] += 1
+                rest -= 1
+        if not any(add.values()):
+            break
+        for t in open_:
+            counts[t] += add[t]
+        left -= sum(add.values())
+    return counts
 
-    The demo trains one epoch of this file rather than stopping early with `loop.max_steps`: `llaso train`
-    spans its learning-rate schedule over the whole epoch, so an early stop would never anneal."""
+
+def training_subset(
+    folder: Path, out: Path, samples: int, seed: int = 0, weights: dict[str, float] | None = None
+) -> Path:
+    """`samples` training records of `folder`, `subset_counts` of each task (a seeded shuffle of each task's
+    records, so each task keeps its mix of configurations), in one shuffled JSON list.
+
+    The demo trains whole epochs of this file rather than stopping early with `loop.max_steps`, so that the
+    learning rate anneals over exactly the data it sees."""
     import random
 
     from llaso.data.jsonio import expand_inputs, iter_records, write_records
@@ -269,17 +319,13 @@ def training_subset(folder: Path, out: Path, samples: int, seed: int = 0) -> Pat
     for f in expand_inputs([folder]):
         for rec in iter_records(f):
             by_task.setdefault(str(rec.get("task")), []).append(rec)
+    counts = subset_counts({t: len(r) for t, r in by_task.items()}, samples, weights)
     rng = random.Random(seed)
-    queues = []
+    chosen: list[dict[str, Any]] = []
     for task in sorted(by_task):
         recs = by_task[task]
         rng.shuffle(recs)
-        queues.append(recs)
-    chosen: list[dict[str, Any]] = []
-    while len(chosen) < samples and any(queues):
-        for q in queues:
-            if q and len(chosen) < samples:
-                chosen.append(q.pop())
+        chosen.extend(recs[: counts[task]])
     rng.shuffle(chosen)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_records(out, chosen)
@@ -337,7 +383,8 @@ def step_infer(
     from llaso.infer.run import InferOptions, load_model, run_inference
 
     torch.set_num_threads(threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1)
-    model, processor = load_model(model_dir)
+    dtype = getattr(torch, str(infer.get("dtype", "float32")))
+    model, processor = load_model(model_dir, dtype=dtype)
     out: dict[str, Any] = {}
     for name, data, root, dest in sets:
         _say(f"  {name}: {data} -> {dest}")
@@ -550,9 +597,7 @@ def _run(args: argparse.Namespace) -> int:
     work = out / prof["name"]
     markers = Markers(work / "state")
     weights = Path(args.weights) if args.weights else out / "weights"
-    corpus = out / f"corpus-{prof['corpus']['size']}"
-    if args.seed:
-        corpus = corpus.with_name(f"{corpus.name}-seed{args.seed}")
+    corpus = corpus_folder(out, prof["corpus"], args.seed)
     real = bool(prof["infer"].get("real_speech", True)) and not args.no_real_speech
     steps: dict[str, dict[str, Any]] = {}
     total = len(STEPS)
@@ -592,7 +637,7 @@ def _run(args: argparse.Namespace) -> int:
         3,
         "corpus",
         f"synthetic corpus ({prof['corpus']['size']}) in {corpus}/",
-        lambda: step_corpus(corpus, prof["corpus"]["size"], args.seed),
+        lambda: step_corpus(corpus, prof["corpus"]["size"], args.seed, prof["corpus"].get("free_share")),
     )
     common = [
         f"model.encoder={w['encoder']}",
@@ -614,7 +659,9 @@ def _run(args: argparse.Namespace) -> int:
     ins = prof["instruct"]
     train_data = corpus / "instruct"
     if ins.get("samples"):
-        train_data = training_subset(train_data, work / "instruct-train.json", int(ins["samples"]), args.seed)
+        train_data = training_subset(
+            train_data, work / "instruct-train.json", int(ins["samples"]), args.seed, ins.get("task_weights")
+        )
     step(
         5,
         "instruct",
