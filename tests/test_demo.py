@@ -109,6 +109,38 @@ def test_targets_compare_with_the_majority_baseline() -> None:
     assert "| AR accuracy vs majority baseline | 55.0 % vs 50.0 % | >= baseline + 10 pt | **no** |" in md
 
 
+def test_closed_tasks_are_shown_per_configuration() -> None:
+    system = {
+        "files": {
+            "text_audio/SGC_synth_test.jsonl": {
+                "task": "SGC",
+                "configuration": "text_audio",
+                "metrics": {"accuracy": 0.75, "majority_baseline": 0.5},
+            },
+            "pure_audio/SGC_synth_test.jsonl": {
+                "task": "SGC",
+                "configuration": "pure_audio",
+                "metrics": {"accuracy": 0.0, "majority_baseline": 0.5},
+            },
+            "ASR_synth_test.jsonl": {"task": "ASR", "configuration": "text_audio", "metrics": {"wer": 0.3}},
+        }
+    }
+    by_conf = demo.closed_by_configuration(system)
+    assert by_conf == {"SGC": {"text_audio": [0.75, 0.5], "pure_audio": [0.0, 0.5]}}
+    md = demo.summary_markdown(
+        {
+            "profile": "full",
+            "steps": {},
+            "wall_seconds": 1.0,
+            "targets": [],
+            "files": {},
+            "closed_by_configuration": by_conf,
+        }
+    )
+    assert "| task | (t,a) | (a) |" in md
+    assert "| SGC | 75.0 % / 50.0 % | 0.0 % / 50.0 % |" in md
+
+
 def test_subset_counts_follow_the_weights_and_what_each_task_has() -> None:
     counts = demo.subset_counts({"ASR": 100, "SGC": 100, "PSWL": 10}, 150, {"ASR": 2})
     assert counts == {"ASR": 93, "SGC": 47, "PSWL": 10}  # PSWL gives all it has, the rest is shared 2:1
@@ -174,6 +206,10 @@ def test_quick_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     summary = json.loads((work / "summary.json").read_text())
     assert set(summary["steps"]) == set(demo.STEPS)
     assert any(r["target"] == "wall time" for r in summary["targets"])
+    # both configurations of each closed task are reported (same file names in two folders)
+    by_conf = summary["closed_by_configuration"]
+    assert set(by_conf) == set(closed)
+    assert all({"text_audio", "pure_audio"} <= set(by_conf[t]) for t in closed)
     librivox = json.loads((work / "eval-librivox" / "results.json").read_text())
     assert librivox["systems"][demo.SYSTEM]["tasks"]["ASR"]["n"] == 5
     # a rerun finds every step done and only rewrites the summary

@@ -165,6 +165,29 @@ def test_task_field_wins_and_unknown_tasks_are_reported(tmp_path: Path):
     assert any("unknown task" in p and "mystery.json" in p for p in files["mystery.json"].problems)
 
 
+def test_same_named_files_of_two_configurations_are_both_reported(tmp_path: Path):
+    """`text_audio/X.json` and `pure_audio/X.json` (what `llaso infer` writes for the LLaSO layout) keep
+    one entry each in the per-file results; before, the second overwrote the first in results.json."""
+    d = tmp_path / "preds"
+    write_json(d / "text_audio" / "vctk_gender_classification_test.json", [gender("Male"), gender("Male")])
+    write_json(d / "pure_audio" / "vctk_gender_classification_test.json", [gender("Female"), gender("Male")])
+    write_json(d / "text_audio" / "ASR_test.json", [make_record("Transcribe.<audio>", "hi", answer="hi")])
+    s = score_system([d], load_registry(), name="x", options=OPTS)
+    files = {f.file: f for f in s.files}
+    assert set(files) == {
+        "text_audio/vctk_gender_classification_test.json",
+        "pure_audio/vctk_gender_classification_test.json",
+        "ASR_test.json",
+    }
+    assert files["text_audio/vctk_gender_classification_test.json"].metrics["accuracy"] == 1.0
+    assert files["pure_audio/vctk_gender_classification_test.json"].metrics["accuracy"] == 0.5
+    assert files["pure_audio/vctk_gender_classification_test.json"].configuration == "pure_audio"
+    from llaso.evaluate.report import results_document
+
+    doc = results_document([s], OPTS, "ratio")
+    assert len(doc["systems"]["x"]["files"]) == 3
+
+
 def test_malformed_line_and_empty_file(tmp_path: Path):
     good = json.dumps(make_record(answer="Male"))
     p = write_jsonl(tmp_path / "sys" / "vctk_gender_classification_test.jsonl", [good, "{not json", good])

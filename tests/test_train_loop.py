@@ -369,3 +369,37 @@ def test_max_steps_run_gets_the_whole_schedule(tmp_path: Path) -> None:
     log = [json.loads(x) for x in (tmp_path / "out" / "train_log.jsonl").read_text().splitlines()]
     lrs = [r["lr"] for r in log if "loss" in r]
     assert len(lrs) == 3 and lrs[0] > lrs[1] > lrs[2] and lrs[2] < 0.3e-2
+
+
+def test_projector_lr_gives_the_projector_its_own_group() -> None:
+    from llaso.train.trainer import param_groups
+
+    model, _ = build_tiny_llaso(**TINY, **TINY_CONFIG)
+    module = TrainingModule(model)
+    plain = param_groups(module, 0.1)
+    assert all("lr" not in g for g in plain)
+    groups = param_groups(module, 0.1, projector_lr=1e-5)
+    ids = {id(p): n for n, p in module.named_parameters()}
+    own = [g for g in groups if "lr" in g]
+    assert own and all(g["lr"] == 1e-5 for g in own)
+    assert {ids[id(p)] for g in own for p in g["params"]} == {
+        n for n, _ in module.named_parameters() if ".projector." in f".{n}"
+    }
+    # biases keep no weight decay in either group; every trainable parameter is in exactly one group
+    for g in groups:
+        if any(ids[id(p)].endswith(".bias") for p in g["params"]):
+            assert g["weight_decay"] == 0.0
+    assert sum(len(g["params"]) for g in groups) == sum(len(g["params"]) for g in plain)
+
+
+def test_projector_lr_zero_freezes_the_projector_in_practice(tmp_path: Path) -> None:
+    """optim.projector_lr really reaches the optimizer: at 0 the projector ends where it began while the
+    language model moves (stage 2)."""
+    corpus = make_corpus(tmp_path / "c", n=8)
+    cfg = load_config(
+        write_config(tmp_path, corpus, "instruct"), ["optim.projector_lr=0", "save.final=false"]
+    )
+    res = train(cfg)
+    moved = changed(initial_state(), res.model.state_dict())
+    assert any(k.startswith("language_model.") for k in moved)
+    assert not any(k.startswith("projector.") for k in moved)

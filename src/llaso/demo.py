@@ -436,6 +436,21 @@ def run_eval(preds: Path, out: Path) -> dict[str, Any]:
     return dict(doc["systems"][SYSTEM])
 
 
+def closed_by_configuration(system: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
+    """{task: {configuration: [accuracy, majority baseline]}} of the closed tasks, from the per-file results:
+    a task's accuracy averages its configurations, and (t,a) and (a) can tell very different stories."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for f in system.get("files", {}).values():
+        m = f.get("metrics") or {}
+        known = f.get("task") and f.get("configuration")
+        if known and m.get("majority_baseline") is not None and m.get("accuracy") is not None:
+            out.setdefault(str(f["task"]), {})[str(f["configuration"])] = [
+                float(m["accuracy"]),
+                float(m["majority_baseline"]),
+            ]
+    return out
+
+
 def check_targets(
     synth: dict[str, Any], real: dict[str, Any] | None, targets: dict[str, Any], wall_s: float | None
 ) -> list[dict[str, Any]]:
@@ -499,6 +514,9 @@ def check_targets(
     return rows
 
 
+CONFIGURATION_NAMES = {"text_audio": "(t,a)", "audio_text": "(a,t)", "pure_audio": "(a)"}
+
+
 def summary_markdown(state: dict[str, Any]) -> str:
     lines = [
         f"# LLaSO-Nano demo ({state['profile']} profile)",
@@ -520,6 +538,15 @@ def summary_markdown(state: dict[str, Any]) -> str:
     for r in state["targets"]:
         met = "reported" if r["met"] is None else ("yes" if r["met"] else "**no**")
         lines.append(f"| {r['target']} | {r['value']} | {r['goal']} | {met} |")
+    by_conf = state.get("closed_by_configuration") or {}
+    if by_conf:
+        confs = [c for c in CONFIGURATION_NAMES if any(c in v for v in by_conf.values())]
+        lines += ["", "## Closed tasks by configuration (accuracy / majority baseline)", ""]
+        lines += ["| task | " + " | ".join(CONFIGURATION_NAMES[c] for c in confs) + " |"]
+        lines += ["|---|" + "---|" * len(confs)]
+        for task, row in by_conf.items():
+            cells = [f"{100 * row[c][0]:.1f} % / {100 * row[c][1]:.1f} %" if c in row else "—" for c in confs]
+            lines.append(f"| {task} | " + " | ".join(cells) + " |")
     lines += ["", "## Files", ""]
     lines += [f"* {k}: `{v}`" for k, v in state["files"].items()]
     return "\n".join(lines) + "\n"
@@ -708,7 +735,12 @@ def _run(args: argparse.Namespace) -> int:
         if real and (work / "preds" / "librivox").is_dir():
             res["real"] = run_eval(work / "preds" / "librivox", work / "eval-librivox")
         return {
-            k: {"tasks": v["tasks"], "normalized_score": v.get("normalized_score")} for k, v in res.items()
+            k: {
+                "tasks": v["tasks"],
+                "normalized_score": v.get("normalized_score"),
+                "closed_by_configuration": closed_by_configuration(v),
+            }
+            for k, v in res.items()
         }
 
     ev = step(7, "eval", "llaso eval and the reports", evaluate)
@@ -720,6 +752,7 @@ def _run(args: argparse.Namespace) -> int:
         "wall_seconds": round(wall, 1),
         "this_run_seconds": round(time.perf_counter() - t_start, 1),
         "steps": steps,
+        "closed_by_configuration": ev["synth"].get("closed_by_configuration", {}),
         "targets": check_targets(ev["synth"], ev.get("real"), prof.get("targets", {}), wall),
         "files": {
             "eval results (synthetic)": str(work / "eval" / "results.json"),

@@ -306,6 +306,21 @@ def score_group(
     return fs
 
 
+def display_names(paths: Sequence[Path]) -> list[str]:
+    """How each prediction file is named in the results: its file name, or, where several files share one
+    (`text_audio/AC_test.json` and `pure_audio/AC_test.json`), as many trailing folders as tell them apart."""
+    parts = [Path(p).resolve().parts for p in paths]
+    names: list[str] = []
+    for i, ps in enumerate(parts):
+        depth = 1
+        while depth < len(ps) and any(
+            j != i and other[-depth:] == ps[-depth:] for j, other in enumerate(parts)
+        ):
+            depth += 1
+        names.append("/".join(ps[-depth:]))
+    return names
+
+
 # ---- a system ----------------------------------------------------------------------------------------
 def score_files(
     paths: Sequence[Path],
@@ -318,8 +333,8 @@ def score_files(
     from tqdm import tqdm
 
     groups: list[FileGroup] = []
-    for p in paths:
-        groups.extend(read_prediction_file(p, registry))
+    for p, shown in zip(paths, display_names(paths), strict=True):
+        groups.extend(read_prediction_file(p, registry, shown))
     from llaso.evaluate.metrics.text_metrics import start_normalizing
 
     # The text normalizer is the slow part: start it first, on worker processes, and score the rest meanwhile.

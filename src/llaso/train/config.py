@@ -91,6 +91,9 @@ class LoraSection:
 @dataclass
 class OptimSection:
     lr: float = 1e-3
+    # the projector's own learning rate (None: `lr`); the original's `mm_projector_lr`, which only matched
+    # the vision projector's name and so never applied to the audio one
+    projector_lr: float | None = None
     weight_decay: float = 0.0  # never on biases and norms
     beta1: float = 0.9
     beta2: float = 0.999

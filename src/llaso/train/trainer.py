@@ -257,18 +257,25 @@ class TrainingModule(nn.Module):
         return out.loss, new
 
 
-def param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: no weight decay on biases, norms and other 1-D parameters."""
-    decay, no_decay = [], []
+def param_groups(
+    module: nn.Module, weight_decay: float, projector_lr: float | None = None
+) -> list[dict[str, Any]]:
+    """AdamW groups: no weight decay on biases, norms and other 1-D parameters; with `projector_lr`, the
+    projector's parameters (`projector.` in their name) get that learning rate instead of the optimizer's."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for n, p in module.named_parameters():
         if not p.requires_grad:
             continue
-        if p.ndim < 2 or n.endswith(".bias") or "norm" in n.lower():
-            no_decay.append(p)
-        else:
-            decay.append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
+        decays = not (p.ndim < 2 or n.endswith(".bias") or "norm" in n.lower())
+        own_lr = projector_lr is not None and ".projector." in f".{n}"
+        groups.setdefault((decays, own_lr), []).append(p)
+    out: list[dict[str, Any]] = []
+    for (decays, own_lr), params in sorted(groups.items(), key=lambda kv: (kv[0][1], not kv[0][0])):
+        g: dict[str, Any] = {"params": params, "weight_decay": weight_decay if decays else 0.0}
+        if own_lr:
+            g["lr"] = projector_lr
+        out.append(g)
+    return out
 
 
 # ---- data ------------------------------------------------------------------------------------------
@@ -465,7 +472,7 @@ def train(cfg: TrainConfig, *, skip_preflight: bool = False, resume: bool = True
     if not encoder_trains:
         model.audio_tower.eval()  # frozen: no dropout, so its outputs (and the cache) are deterministic
     optimizer = torch.optim.AdamW(
-        param_groups(module, cfg.optim.weight_decay),
+        param_groups(module, cfg.optim.weight_decay, cfg.optim.projector_lr),
         lr=cfg.optim.lr,
         betas=(cfg.optim.beta1, cfg.optim.beta2),
         eps=cfg.optim.eps,
