@@ -309,15 +309,19 @@ def score_group(
 def display_names(paths: Sequence[Path]) -> list[str]:
     """How each prediction file is named in the results: its file name, or, where several files share one
     (`text_audio/AC_test.json` and `pure_audio/AC_test.json`), as many trailing folders as tell them apart."""
+    from collections import Counter
+
     parts = [Path(p).resolve().parts for p in paths]
-    names: list[str] = []
-    for i, ps in enumerate(parts):
-        depth = 1
-        while depth < len(ps) and any(
-            j != i and other[-depth:] == ps[-depth:] for j, other in enumerate(parts)
-        ):
-            depth += 1
-        names.append("/".join(ps[-depth:]))
+    names = [""] * len(parts)
+    pending = list(range(len(parts)))
+    depth = 1
+    while pending:
+        seen = Counter(ps[-depth:] for ps in parts)
+        for i in pending:
+            if seen[parts[i][-depth:]] == 1 or depth >= len(parts[i]):
+                names[i] = "/".join(parts[i][-depth:])
+        pending = [i for i in pending if not names[i]]
+        depth += 1
     return names
 
 
