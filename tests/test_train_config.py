@@ -40,6 +40,7 @@ def test_overrides_nested_and_typed(tmp_path: Path) -> None:
         ("data.group_by_length=3", "data.group_by_length: expected true or false"),
         ("optim.lr=-1", "optim.lr must be > 0"),
         ("loop.grad_accum=0", "loop.grad_accum must be >= 1"),
+        ("data.pad_to_multiple_of=0", "data.pad_to_multiple_of must be >= 1 or null"),
         ("optim.lr", "expected KEY=VALUE"),
         ("model.path=/x", "exactly one of"),
     ],

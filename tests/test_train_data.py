@@ -340,3 +340,36 @@ def test_sample_average_weighs_every_sample_the_same(tmp_path: Path) -> None:
         by_token = labelled_loss(model, embeds, batch["attention_mask"], labels, "token")
     torch.testing.assert_close(by_sample, torch.stack(per_sample).mean())
     assert abs(float(by_sample) - float(by_token)) > 1e-6  # the two rules really differ here
+
+
+def test_pad_to_multiple_of_rounds_the_length_and_leaves_the_loss_unchanged(tmp_path: Path) -> None:
+    from llaso.train.trainer import labelled_loss
+
+    model, proc = build_tiny_llaso(**TINY, **TINY_CONFIG)
+    model.to(torch.float64).eval()
+    make_corpus(tmp_path, n=4, text_only=1)
+    data = _dataset(tmp_path, proc)
+    entries = [data[i] for i in range(len(data))]
+    plain = Collator(proc.tokenizer.pad_token_id)(entries)
+    padded = Collator(proc.tokenizer.pad_token_id, pad_to_multiple_of=16)(entries)
+    width = plain["input_ids"].shape[1]
+    assert width % 16 != 0  # otherwise the test checks nothing
+    assert padded["input_ids"].shape[1] == -(-width // 16) * 16
+    extra = slice(width, None)
+    assert bool((padded["input_ids"][:, extra] == proc.tokenizer.pad_token_id).all())
+    assert bool((padded["attention_mask"][:, extra] == 0).all()) and bool(
+        (padded["labels"][:, extra] == -100).all()
+    )
+    for k in ("input_ids", "attention_mask", "labels"):
+        assert torch.equal(padded[k][:, :width], plain[k]), k
+    assert padded["lengths"] == plain["lengths"]
+
+    def loss(batch: dict) -> torch.Tensor:
+        with torch.no_grad():
+            feats = model.get_audio_features(batch["input_features"], batch.get("input_features_mask"))
+            embeds = model.embed_with_audio(batch["input_ids"], feats)
+            return labelled_loss(model, embeds, batch["attention_mask"], batch["labels"])
+
+    torch.testing.assert_close(loss(padded), loss(plain))
+    with pytest.raises(ValueError, match="pad_to_multiple_of"):
+        Collator(proc.tokenizer.pad_token_id, pad_to_multiple_of=0)

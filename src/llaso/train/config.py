@@ -60,6 +60,9 @@ class DataSection:
     preflight: bool = True  # `llaso data validate` over the training files before the first step
     preflight_audio: bool = False  # also probe every audio file in the pre-flight (slow on big corpora)
     group_by_length: bool = False  # the original's length-grouped sampler (REFERENCE §3.3)
+    # pad each batch's length up to a multiple of this (None: to its longest sample); on CPU, fewer distinct
+    # shapes cost less memory and time than the extra padding (BENCHMARKS.md, Training)
+    pad_to_multiple_of: int | None = None
     num_workers: int = 0  # DataLoader workers (audio decoding and features)
     feature_cache: bool = False  # cache the frozen encoder's outputs on disk (stage 1)
     cache_dir: str | None = None  # default: OUTPUT_DIR/feature-cache
@@ -185,6 +188,10 @@ class TrainConfig:
         ):
             if value < 1:
                 raise ConfigError(f"{name} must be >= 1, got {value}")
+        if self.data.pad_to_multiple_of is not None and self.data.pad_to_multiple_of < 1:
+            raise ConfigError(
+                f"data.pad_to_multiple_of must be >= 1 or null, got {self.data.pad_to_multiple_of}"
+            )
         if self.optim.lr <= 0:
             raise ConfigError(f"optim.lr must be > 0, got {self.optim.lr}")
         if not 0 <= self.optim.warmup_ratio < 1:

@@ -188,10 +188,16 @@ def _processor_settings(processor: LlasoProcessor) -> dict[str, Any]:
 
 
 class Collator:
-    """Items → one right-padded batch; `Skipped` entries are set aside in `batch["skipped"]`."""
+    """Items → one right-padded batch; `Skipped` entries are set aside in `batch["skipped"]`.
 
-    def __init__(self, pad_token_id: int) -> None:
+    `pad_to_multiple_of` m rounds the batch length up to a multiple of m (the extra positions are padding:
+    attention mask 0, labels ignored), so batches come in fewer distinct shapes."""
+
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = None) -> None:
         self.pad_token_id = int(pad_token_id)
+        if pad_to_multiple_of is not None and pad_to_multiple_of < 1:
+            raise ValueError(f"pad_to_multiple_of must be >= 1, got {pad_to_multiple_of}")
+        self.multiple = int(pad_to_multiple_of or 1)
 
     def __call__(self, entries: Sequence[Item | Skipped]) -> dict[str, Any]:
         items = [e for e in entries if isinstance(e, Item)]
@@ -200,6 +206,7 @@ class Collator:
         if not items:
             return batch
         width = max(len(it.input_ids) for it in items)
+        width = -(-width // self.multiple) * self.multiple
         ids = torch.full((len(items), width), self.pad_token_id, dtype=torch.long)
         labels = torch.full((len(items), width), IGNORE_INDEX, dtype=torch.long)
         mask = torch.zeros((len(items), width), dtype=torch.long)

@@ -440,7 +440,7 @@ def train(cfg: TrainConfig, *, skip_preflight: bool = False, resume: bool = True
         model_max_length=cfg.model.model_max_length,
         cache=cache,
     )
-    collator = Collator(processor.tokenizer.pad_token_id)
+    collator = Collator(processor.tokenizer.pad_token_id, cfg.data.pad_to_multiple_of)
     lengths, types = dataset.lengths(), dataset.types()
     world, rank = accelerator.num_processes, accelerator.process_index
     B, A = cfg.loop.per_device_batch_size, cfg.loop.grad_accum
