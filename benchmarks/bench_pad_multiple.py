@@ -75,7 +75,6 @@ def main() -> None:
     if args.child is not None:
         print(json.dumps(run(args.weights, args.steps, args.child)))
         return
-    rows = []
     for _ in range(args.rounds):
         for m in (1, args.multiple):
             cmd = [
@@ -89,8 +88,7 @@ def main() -> None:
                 str(m),
             ]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            rows.append(json.loads(out.strip().splitlines()[-1]))
-            r = rows[-1]
+            r = json.loads(out.strip().splitlines()[-1])
             print(
                 f"pad to multiple of {r['multiple']:>3}: {r['wall_s']:6.1f} s, "
                 f"{r['ms_per_position']:.3f} ms per real position, peak RSS {r['peak_rss_gb']:.2f} GB",

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -309,8 +309,6 @@ def score_group(
 def display_names(paths: Sequence[Path]) -> list[str]:
     """How each prediction file is named in the results: its file name, or, where several files share one
     (`text_audio/AC_test.json` and `pure_audio/AC_test.json`), as many trailing folders as tell them apart."""
-    from collections import Counter
-
     parts = [Path(p).resolve().parts for p in paths]
     names = [""] * len(parts)
     pending = list(range(len(parts)))
