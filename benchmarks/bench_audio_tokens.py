@@ -25,8 +25,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import torch
 
-from llaso.data.sample import Sample, Turn
 from llaso.model import build_tiny_llaso
+from llaso.schema import Sample, Turn
 
 MODES = [("llaso-base", "llaso-base", 1), ("lean", "lean", 1), ("lean + stack 4", "lean", 4)]
 PROMPTS = [

@@ -85,17 +85,17 @@ def child(step: str, path: str, workdir: str) -> None:
         with open(path, encoding="utf-8") as f:
             n = len(json.load(f))
     elif step == "merge":
-        from llaso.data.merge import MergeOptions, merge
+        from llaso.corpus.merge import MergeOptions, merge
 
         n = merge([path], os.path.join(workdir, "merged.json"), MergeOptions(progress=False)).n_written
     elif step == "merge --shuffle":
-        from llaso.data.merge import MergeOptions, merge
+        from llaso.corpus.merge import MergeOptions, merge
 
         n = merge(
             [path], os.path.join(workdir, "shuffled.json"), MergeOptions(progress=False, shuffle=True)
         ).n_written
     elif step == "validate":
-        from llaso.data.validate import validate_paths
+        from llaso.corpus.validate import validate_paths
 
         report = validate_paths([path], progress=False)
         n = report.records

@@ -18,7 +18,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from llaso.data.jsonio import iter_records, write_records
+from llaso.corpus.jsonio import iter_records, write_records
 from llaso.infer.run import InferOptions, load_model, run_inference
 
 

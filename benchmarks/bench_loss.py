@@ -33,10 +33,10 @@ def main() -> None:
 
     import torch
 
-    from llaso.data.jsonio import expand_inputs, iter_records
-    from llaso.data.sample import Sample
+    from llaso.corpus.jsonio import expand_inputs, iter_records
     from llaso.demo import ENCODER_10S, make_encoder_10s
     from llaso.model.modeling import build_llaso
+    from llaso.schema import Sample
     from llaso.train.data import Collator, TrainDataset
     from llaso.train.trainer import labelled_loss
 

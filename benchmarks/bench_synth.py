@@ -30,7 +30,7 @@ def _seconds(root: Path) -> dict[str, float]:
 
 
 def main() -> int:
-    from llaso.data.synth import build_synthetic_corpus
+    from llaso.builders.synth import build_synthetic_corpus
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="small")

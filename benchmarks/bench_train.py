@@ -61,7 +61,7 @@ def step_times(corpus: Path, work: Path, batch: int, reps: int) -> dict[str, Any
     """
     import time
 
-    from llaso.data.jsonio import expand_inputs, iter_samples
+    from llaso.corpus.jsonio import expand_inputs, iter_samples
     from llaso.model.modeling import build_tiny_llaso
     from llaso.train.cache import FeatureCache, encoder_fingerprint
     from llaso.train.data import Collator, TrainDataset
@@ -113,7 +113,7 @@ def step_times(corpus: Path, work: Path, batch: int, reps: int) -> dict[str, Any
 
 
 def padding(corpus: Path, batch: int, accum: int, seeds: int) -> dict[str, float]:
-    from llaso.data.jsonio import expand_inputs, iter_samples
+    from llaso.corpus.jsonio import expand_inputs, iter_samples
     from llaso.model.modeling import build_tiny_llaso
     from llaso.train.data import Item, TrainDataset
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from llaso.data.audio import AudioError, AudioErrorKind, AudioInfo, load_audio, probe_audio, probe_many
+from llaso.corpus.audio import AudioError, AudioErrorKind, AudioInfo, load_audio, probe_audio, probe_many
 
 
 def tone(seconds: float = 1.0, sr: int = 16000, channels: int = 1, amp: float = 0.5) -> np.ndarray:

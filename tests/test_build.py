@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from llaso.builders.build import build, parse_ratios, split_eval
+from llaso.builders.sources.base import Item
 from llaso.cli import main
-from llaso.data.build import build, parse_ratios, split_eval
-from llaso.data.jsonio import iter_records
-from llaso.data.sample import Modality
-from llaso.data.sources.base import Item
-from llaso.data.validate import validate_paths
+from llaso.corpus.jsonio import iter_records
+from llaso.corpus.validate import validate_paths
+from llaso.schema import Modality
 
 EMOTIONS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
 LEVELS = ("LO", "MD", "HI", "XX")

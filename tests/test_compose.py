@@ -8,15 +8,15 @@ import shutil
 import pytest
 import soundfile as sf
 
-from llaso.data.compose import (
+from llaso.builders.compose import (
     ComposeError,
     Item,
     allowed_modalities,
     choose_modality,
     compose,
 )
-from llaso.data.sample import Modality, Sample
-from llaso.data.tts import Voice, synthesize
+from llaso.builders.tts import Voice, synthesize
+from llaso.schema import Modality, Sample
 from llaso.tasks.registry import load_registry
 
 pytestmark = pytest.mark.skipif(

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from llaso import demo
+from llaso.builders.builtin import write_builtin_corpus
 from llaso.cli import main
-from llaso.data.builtin import write_builtin_corpus
-from llaso.data.jsonio import iter_records
+from llaso.corpus.jsonio import iter_records
 from llaso.tasks import load_registry
 
 
@@ -151,7 +151,7 @@ def test_subset_counts_follow_the_weights_and_what_each_task_has() -> None:
 
 
 def test_training_subset_writes_the_counted_records(tmp_path: Path) -> None:
-    from llaso.data.jsonio import write_records
+    from llaso.corpus.jsonio import write_records
 
     for task, n in (("ASR", 40), ("SGC", 40)):
         recs = [{"id": f"{task}-{i}", "task": task, "conversations": []} for i in range(n)]
@@ -180,7 +180,7 @@ def test_corpus_folders_never_mix_settings() -> None:
 @pytest.mark.demo
 def test_quick_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`llaso demo --quick`: every step runs, the report exists and scores every task the corpus covers."""
-    from llaso.data.synth import COVERED
+    from llaso.builders.synth import COVERED
     from llaso.model.weights import available
 
     if shutil.which("espeak-ng") is None or not all(available(n) for n in demo.WEIGHTS):

@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 
 from llaso.cli import main
-from llaso.data.jsonio import iter_records, write_records
+from llaso.corpus.jsonio import iter_records, write_records
 from llaso.infer.cli import chat_prompt
 from llaso.infer.run import InferOptions, NotALlasoModel, load_model, run_inference
 from llaso.model.modeling import build_tiny_llaso

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from llaso.data import jsonio
-from llaso.data.jsonio import AtomicWriter, CorpusFormatError, iter_records, iter_samples, write_records
+from llaso.corpus import jsonio
+from llaso.corpus.jsonio import AtomicWriter, CorpusFormatError, iter_records, iter_samples, write_records
 
 from conftest import make_record
 
@@ -125,7 +125,7 @@ def test_garbage_in_a_huge_record_is_bounded(tmp_path: Path, monkeypatch: pytest
 
 def test_outputs_get_normal_permissions(tmp_path: Path) -> None:
     """The temporary file is private; the renamed output must not stay 0600."""
-    from llaso.data.jsonio import write_json_atomic
+    from llaso.corpus.jsonio import write_json_atomic
 
     old = os.umask(0o022)
     try:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from llaso.cli import main
-from llaso.data.jsonio import iter_records, write_records
-from llaso.data.merge import MergeError, MergeOptions, merge
+from llaso.corpus.jsonio import iter_records, write_records
+from llaso.corpus.merge import MergeError, MergeOptions, merge
 
 from conftest import make_record
 
@@ -156,7 +156,7 @@ def test_unknown_explicit_task_is_invalid(tmp_path: Path) -> None:
 def test_crash_midway_leaves_no_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _corpus(tmp_path / "rel")
     (tmp_path / "out.json").write_text("[]\n")  # an older complete file is kept, not half-overwritten
-    import llaso.data.merge as m
+    import llaso.corpus.merge as m
 
     real = m.AtomicWriter.write_line
     calls = {"n": 0}

@@ -14,9 +14,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from safetensors.torch import save_file
 
-from llaso.data.sample import Sample, Turn
 from llaso.model import build_tiny_llaso, convert_original_checkpoint
 from llaso.model.convert import config_from_original, original_to_ours, ours_to_original
+from llaso.schema import Sample, Turn
 
 
 def write_fake_original(model, out: Path, *, drop_lm_head: bool = True, tower: str | None = None) -> dict:

@@ -12,7 +12,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from pathlib import Path
 
-from llaso.data.sample import Sample, Turn
 from llaso.model import (
     LlasoConfig,
     LlasoForConditionalGeneration,
@@ -20,6 +19,7 @@ from llaso.model import (
     count_parameters,
     load_model_config,
 )
+from llaso.schema import Sample, Turn
 
 SR = 16000
 REPO = Path(__file__).resolve().parents[1]

@@ -10,10 +10,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from llaso.data.sample import Sample, Turn
 from llaso.model.config import LLASO_SYSTEM_PROMPT, LlasoConfig
 from llaso.model.modeling import add_llaso_tokens
 from llaso.model.processing import LlasoInputError, LlasoProcessor, make_toy_tokenizer
+from llaso.schema import Sample, Turn
 
 SR = 16000
 SYSTEM = f"<|start_header_id|>system<|end_header_id|>\n\n{LLASO_SYSTEM_PROMPT}<|eot_id|>"

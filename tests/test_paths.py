@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from llaso.data.paths import AudioPathError, resolve_audio_path
+from llaso.corpus.paths import AudioPathError, resolve_audio_path
 
 
 def test_backslashes_and_root(tmp_path: Path) -> None:

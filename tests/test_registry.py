@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from llaso.cli import main
-from llaso.data.jsonio import iter_samples
-from llaso.data.sample import Modality
+from llaso.corpus.jsonio import iter_samples
+from llaso.schema import Modality
 from llaso.tasks.registry import Registry, RegistryError, load_registry, load_templates
 
 from conftest import SYSTEMS

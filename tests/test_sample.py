@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from llaso.data.jsonio import iter_records, write_records
-from llaso.data.sample import Modality, Sample, SampleError, infer_modality
+from llaso.corpus.jsonio import iter_records, write_records
+from llaso.schema import Modality, Sample, SampleError, infer_modality
 from llaso.tasks import load_registry
 
 from conftest import SYSTEMS, make_record

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from llaso.data.sources import ADAPTERS, IssueLog, get_adapter
-from llaso.data.sources.base import Item
+from llaso.builders.sources import ADAPTERS, IssueLog, get_adapter
+from llaso.builders.sources.base import Item
 from llaso.tasks.registry import load_registry
 
 

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from llaso.cli import main
-from llaso.data.stats import CorpusStats, compute_stats, draw_donut
+from llaso.corpus.stats import CorpusStats, compute_stats, draw_donut
 from llaso.tasks.registry import load_registry
 
 from conftest import make_record

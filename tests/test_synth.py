@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from llaso.data import synth
-from llaso.data.audio import load_audio
-from llaso.data.sample import Modality
-from llaso.data.tts import TTSError
+from llaso.builders import synth
+from llaso.builders.tts import TTSError
+from llaso.corpus.audio import load_audio
+from llaso.schema import Modality
 
 pytestmark = pytest.mark.skipif(
     shutil.which("espeak-ng") is None, reason="espeak-ng not installed (make setup)"
@@ -50,7 +50,7 @@ def _input_audio(rec: dict) -> str:
 
 
 def test_layout_validates_and_covers_16_tasks(corpus):
-    from llaso.data.validate import validate_paths
+    from llaso.corpus.validate import validate_paths
 
     root, report = corpus
     rep = validate_paths([root], check_audio=True, audio_root=root, progress=False)
@@ -107,9 +107,9 @@ def test_eval_keeps_texts_voices_and_notes_apart(corpus):
 
 
 def test_labels_are_true_by_construction(corpus):
-    from llaso.data.synthetic.notes import estimate_midi, rms_db
-    from llaso.data.synthetic.pronunciation import sentence_scores, word_scores
-    from llaso.data.tts import phonemes
+    from llaso.builders.synthetic.notes import estimate_midi, rms_db
+    from llaso.builders.synthetic.pronunciation import sentence_scores, word_scores
+    from llaso.builders.tts import phonemes
     from llaso.evaluate.metrics.numeric import parse_number
     from llaso.evaluate.metrics.pronunciation import parse_fields, parse_word_scores
     from llaso.evaluate.metrics.slots import parse_slots
@@ -147,7 +147,7 @@ def test_labels_are_true_by_construction(corpus):
             words = parse_word_scores(answer)
             assert [w for w, _ in words] == [w["word"] for w in m["words"]]
             for (_, scores), w in zip(words, m["words"], strict=True):
-                from llaso.data.synthetic.pronunciation import WordChange
+                from llaso.builders.synthetic.pronunciation import WordChange
 
                 want = word_scores(WordChange(w["word"], "", "", w["substitutions"], w["stress_moved"]))
                 assert (scores["accuracy"], scores["stress"], scores["total"]) == want
@@ -229,8 +229,8 @@ def test_cli_wiring_and_hidden_tiny_size():
 
 @pytest.mark.parametrize("share", [0.0, 1.0])
 def test_free_share_chooses_open_or_closed_vocabulary(share):
-    from llaso.data.synth import SIZES, Context, plan_corpus
-    from llaso.data.synthetic.content import FREE_SENTENCES
+    from llaso.builders.synth import SIZES, Context, plan_corpus
+    from llaso.builders.synthetic.content import FREE_SENTENCES
 
     ctx = Context(seed=0, size=SIZES["small"], tts="espeak-ng", extra_backends=(), free_share=share)
     plan = plan_corpus(ctx, ("ASR", "SGC"))

@@ -11,9 +11,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from llaso.data.jsonio import write_records
-from llaso.data.sample import Sample
+from llaso.corpus.jsonio import write_records
 from llaso.model.modeling import build_tiny_llaso
+from llaso.schema import Sample
 from llaso.train.cache import FeatureCache, encode_windows, encoder_fingerprint
 from llaso.train.data import (
     Collator,
@@ -152,7 +152,7 @@ def tiny() -> tuple[Any, Any]:
 
 
 def _dataset(root: Path, processor: Any, **kw: Any) -> TrainDataset:
-    from llaso.data.jsonio import read_samples
+    from llaso.corpus.jsonio import read_samples
 
     return TrainDataset(read_samples(root / "train.json"), processor, audio_root=root, **kw)
 

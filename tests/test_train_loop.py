@@ -154,7 +154,7 @@ def test_gradient_clipping_is_really_applied(tmp_path: Path, monkeypatch: pytest
 
 
 def test_loss_is_the_cross_entropy_over_the_supervised_tokens(tmp_path: Path) -> None:
-    from llaso.data.jsonio import read_samples
+    from llaso.corpus.jsonio import read_samples
 
     model, proc = build_tiny_llaso(**TINY, **TINY_CONFIG)
     make_corpus(tmp_path, n=2, text_only=1)

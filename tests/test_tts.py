@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from llaso.data import tts
-from llaso.data.tts import TTSError, Voice, get_backend, synthesize
+from llaso.builders import tts
+from llaso.builders.tts import TTSError, Voice, get_backend, synthesize
 
 SHORT = "Good morning."
 LONG = "Good morning, the train to the city leaves from platform nine at half past seven."

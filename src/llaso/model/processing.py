@@ -31,9 +31,8 @@ import torch
 from transformers import AutoProcessor, WhisperFeatureExtractor
 from transformers.processing_utils import ProcessorMixin
 
-from llaso.data.audio import SILENCE_DB, AudioError, load_audio
-from llaso.data.paths import AudioPathError, resolve_audio_path
-from llaso.data.sample import AUDIO_PLACEHOLDER, Sample
+from llaso.corpus.audio import SILENCE_DB, AudioError, load_audio
+from llaso.corpus.paths import AudioPathError, resolve_audio_path
 from llaso.model.config import (
     LLASO_SYSTEM_PROMPT,
     MEL_HOP_LENGTH,
@@ -42,6 +41,7 @@ from llaso.model.config import (
     LlasoConfig,
     audio_positions,
 )
+from llaso.schema import AUDIO_PLACEHOLDER, Sample
 
 log = logging.getLogger(__name__)
 

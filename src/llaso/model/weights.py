@@ -375,7 +375,7 @@ def _import_one(
                 "tools": _tool_versions(),
                 "files": files,
             }
-            from llaso.data.jsonio import write_json_atomic
+            from llaso.corpus.jsonio import write_json_atomic
 
             write_json_atomic(tmp / MANIFEST, manifest)
             bar.update()

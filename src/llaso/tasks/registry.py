@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from llaso.data.sample import Modality
+from llaso.schema import Modality
 
 CATEGORIES = ("linguistic", "semantic", "paralinguistic")
 ANSWER_TYPES = ("label", "number", "transcript", "phonemes", "free_text")

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from llaso.data.paths import AudioPathError, resolve_audio_path
+from llaso.corpus.paths import AudioPathError, resolve_audio_path
 
 if TYPE_CHECKING:
-    from llaso.data.sample import Sample
     from llaso.model.modeling import LlasoForConditionalGeneration
+    from llaso.schema import Sample
 
 log = logging.getLogger(__name__)
 

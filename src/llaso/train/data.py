@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from llaso.data.sample import AUDIO_PLACEHOLDER, Sample
 from llaso.model.processing import IGNORE_INDEX, LlasoInputError
+from llaso.schema import AUDIO_PLACEHOLDER, Sample
 
 if TYPE_CHECKING:
     from llaso.model.processing import LlasoProcessor

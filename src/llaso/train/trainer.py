@@ -280,7 +280,7 @@ def param_groups(
 
 # ---- data ------------------------------------------------------------------------------------------
 def load_samples(paths: list[str]) -> list[Any]:
-    from llaso.data.jsonio import expand_inputs, iter_samples
+    from llaso.corpus.jsonio import expand_inputs, iter_samples
 
     files = expand_inputs(paths)
     if not files:
@@ -295,7 +295,7 @@ def load_samples(paths: list[str]) -> list[Any]:
 
 def preflight(cfg: TrainConfig) -> str:
     """`llaso data validate` over the training files; raises PreflightError with its summary on errors."""
-    from llaso.data.validate import validate_paths
+    from llaso.corpus.validate import validate_paths
 
     report = validate_paths(
         cfg.data.train, check_audio=cfg.data.preflight_audio, audio_root=cfg.data.audio_root, progress=False

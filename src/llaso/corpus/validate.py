@@ -1,0 +1,733 @@
+"""`llaso data validate`: check corpus files before they reach training or evaluation.
+
+Every record of every input file is streamed once (memory stays flat in corpus size: an id costs 16 bytes,
+kept in arrays, and duplicates are found with numpy at the end). Each problem is reported with its file
+and record index (and line, for JSON syntax errors), a severity and a stable code (`Code`), so other tools
+(`llaso data merge`, the training pre-flight) can act on them. A malformed file is one problem for that
+file; validation goes on with the next file.
+
+Python API: `validate_paths(paths, ...) -> ValidationReport`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import os
+import sys
+import time
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llaso.corpus.jsonio import CorpusFormatError, expand_inputs, iter_records, write_json_atomic
+from llaso.schema import AUDIO_PLACEHOLDER, ID_KEYS, Sample, SampleError
+
+if TYPE_CHECKING:
+    from llaso.tasks.registry import Registry
+
+DESCRIPTION = """\
+Check LLaSO corpus files (JSON lists or JSONL; folders are searched for them) and report every problem with
+its file and record index:
+
+  errors    malformed JSON (with the line), records that do not follow the schema (e.g. no
+            'conversations'), <audio> placeholders that do not match the voice paths, no gpt turn,
+            empty voice paths, an explicit 'task' not in the registry, duplicate ids within a file;
+            with --check-audio: audio paths escaping --audio-root, missing, undecodable, truncated,
+            empty and over-long (> --max-duration) audio
+  warnings  records whose task cannot be told (no 'task' field, file name unknown: one warning per
+            file), records without <audio> (no modality configuration), ids repeated across files
+            (LLaSO ids are per source, so this is common and harmless in LLaSO-Eval), silent audio
+  info      audio not at 16 kHz (it is resampled when loaded)
+
+Exit code 0 when there are no errors (warnings too fail with --strict), 1 otherwise, 2 on bad usage.
+"""
+
+EXAMPLES = """\
+  llaso data validate LLaSO-Eval/
+  llaso data validate train.json --check-audio --audio-root /data/llaso --workers 16 --report report.json
+  llaso data validate merged/stage2_train.json --strict --report preflight.json
+"""
+
+
+class Severity(enum.StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Code(enum.StrEnum):
+    """Problem kinds. The values are stable: reports and other tools key on them."""
+
+    UNREADABLE_FILE = "unreadable-file"  # no such file, a directory, not a JSON list
+    MALFORMED_JSON = "malformed-json"  # JSON syntax error (line and column given)
+    SCHEMA = "schema"  # Sample.from_record failed: no conversations, wrong types, ...
+    NO_HUMAN_TURN = "no-human-turn"
+    NO_GPT_TURN = "no-gpt-turn"
+    PLACEHOLDER_MISMATCH = "placeholder-mismatch"  # number of <audio> != number of voice paths
+    EMPTY_VOICE_PATH = "empty-voice-path"
+    UNKNOWN_TASK = "unknown-task"  # an explicit 'task' that is not in the registry
+    UNDETERMINED_TASK = "undetermined-task"  # no 'task' field and the file name matches no task
+    AMBIGUOUS_FILE = "ambiguous-file"  # the file name matches several tasks
+    UNDETERMINED_MODALITY = "undetermined-modality"  # no <audio> placeholder at all
+    DUPLICATE_ID = "duplicate-id"  # the same id twice in one file
+    DUPLICATE_ID_ACROSS_FILES = "duplicate-id-across-files"
+    AUDIO_PATH_ESCAPES = "audio-path-escapes"  # a voice path that leaves --audio-root
+    AUDIO_MISSING = "audio-missing"
+    AUDIO_UNDECODABLE = "audio-undecodable"  # unreadable, undecodable or truncated
+    AUDIO_EMPTY = "audio-empty"  # 0 frames
+    AUDIO_TOO_LONG = "audio-too-long"  # longer than --max-duration
+    AUDIO_SILENT = "audio-silent"
+    AUDIO_SAMPLE_RATE = "audio-sample-rate"  # not 16 kHz
+
+
+SEVERITY: dict[Code, Severity] = {
+    Code.UNREADABLE_FILE: Severity.ERROR,
+    Code.MALFORMED_JSON: Severity.ERROR,
+    Code.SCHEMA: Severity.ERROR,
+    Code.NO_HUMAN_TURN: Severity.ERROR,
+    Code.NO_GPT_TURN: Severity.ERROR,
+    Code.PLACEHOLDER_MISMATCH: Severity.ERROR,
+    Code.EMPTY_VOICE_PATH: Severity.ERROR,
+    Code.UNKNOWN_TASK: Severity.ERROR,
+    Code.UNDETERMINED_TASK: Severity.WARNING,
+    Code.AMBIGUOUS_FILE: Severity.WARNING,
+    Code.UNDETERMINED_MODALITY: Severity.WARNING,
+    Code.DUPLICATE_ID: Severity.ERROR,
+    Code.DUPLICATE_ID_ACROSS_FILES: Severity.WARNING,
+    Code.AUDIO_PATH_ESCAPES: Severity.ERROR,
+    Code.AUDIO_MISSING: Severity.ERROR,
+    Code.AUDIO_UNDECODABLE: Severity.ERROR,
+    Code.AUDIO_EMPTY: Severity.ERROR,
+    Code.AUDIO_TOO_LONG: Severity.ERROR,
+    Code.AUDIO_SILENT: Severity.WARNING,
+    Code.AUDIO_SAMPLE_RATE: Severity.INFO,
+}
+
+DEFAULT_MAX_DURATION = 600.0  # seconds: the original keeps at most 20 windows of 30 s per file
+DEFAULT_MAX_PROBLEMS = 100_000  # problems kept in detail; counts are always exact
+_REF_SHIFT = 40  # an audio reference is packed as file_index << 40 | record_index
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: str
+    record: int | None
+    line: int | None
+    severity: Severity
+    code: Code
+    message: str
+
+    def location(self) -> str:
+        where = [self.file]
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.record is not None:
+            where.append(f"record {self.record}")
+        return ":".join(where)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "record": self.record,
+            "line": self.line,
+            "severity": self.severity.value,
+            "code": self.code.value,
+            "message": self.message,
+        }
+
+
+@dataclass
+class FileSummary:
+    path: str
+    records: int = 0
+    task: str | None = None  # the task the file name maps to in the registry
+    modality_hint: str | None = None
+    readable: bool = True  # False if reading stopped at a format error
+    errors: int = 0
+    warnings: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "records": self.records,
+            "task": self.task,
+            "modality_hint": self.modality_hint,
+            "readable": self.readable,
+            "errors": self.errors,
+            "warnings": self.warnings,
+        }
+
+
+@dataclass
+class AudioStats:
+    references: int = 0  # voice paths checked (a file used by two records counts twice)
+    files: int = 0  # distinct audio files probed
+    ok: int = 0  # decoded without error
+    total_seconds: float = 0.0  # over distinct, decodable files
+    min_seconds: float | None = None
+    median_seconds: float | None = None
+    mean_seconds: float | None = None
+    max_seconds: float | None = None
+    sample_rates: dict[int, int] = field(default_factory=dict)  # rate -> number of files
+    channels: dict[int, int] = field(default_factory=dict)
+    duration_histogram: dict[str, int] = field(default_factory=dict)  # "0-5s" -> files
+
+    @property
+    def total_hours(self) -> float:
+        return self.total_seconds / 3600
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "references": self.references,
+            "files": self.files,
+            "ok": self.ok,
+            "total_seconds": round(self.total_seconds, 3),
+            "total_hours": round(self.total_hours, 4),
+            "min_seconds": self.min_seconds,
+            "median_seconds": self.median_seconds,
+            "mean_seconds": self.mean_seconds,
+            "max_seconds": self.max_seconds,
+            "sample_rates": {str(k): v for k, v in sorted(self.sample_rates.items())},
+            "channels": {str(k): v for k, v in sorted(self.channels.items())},
+            "duration_histogram": self.duration_histogram,
+        }
+
+
+_HIST_EDGES = (5.0, 10.0, 30.0, 60.0, 120.0, 600.0)
+
+
+def _hist_label(i: int) -> str:
+    lo = 0.0 if i == 0 else _HIST_EDGES[i - 1]
+    return f"{lo:g}-{_HIST_EDGES[i]:g}s" if i < len(_HIST_EDGES) else f">{_HIST_EDGES[-1]:g}s"
+
+
+@dataclass
+class ValidationReport:
+    files: list[FileSummary] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # in detail, up to `max_problems`
+    counts: Counter[Code] = field(default_factory=Counter)  # exact, per code
+    omitted: int = 0  # problems counted but not kept in detail
+    records: int = 0
+    audio: AudioStats | None = None
+    elapsed: float = 0.0
+
+    def count(self, severity: Severity) -> int:
+        return sum(n for code, n in self.counts.items() if SEVERITY[code] == severity)
+
+    @property
+    def errors(self) -> int:
+        return self.count(Severity.ERROR)
+
+    @property
+    def warnings(self) -> int:
+        return self.count(Severity.WARNING)
+
+    @property
+    def ok(self) -> bool:
+        """No errors (warnings allowed)."""
+        return self.errors == 0
+
+    def passed(self, strict: bool = False) -> bool:
+        return self.ok and (not strict or self.warnings == 0)
+
+    def exit_code(self, strict: bool = False) -> int:
+        return 0 if self.passed(strict) else 1
+
+    def by_code(self, code: Code | str) -> list[Problem]:
+        return [p for p in self.problems if p.code == code]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "files": [f.to_dict() for f in self.files],
+            "records": self.records,
+            "counts": {s.value: self.count(s) for s in Severity},
+            "by_code": {c.value: n for c, n in sorted(self.counts.items(), key=lambda kv: kv[0].value)},
+            "problems": [p.to_dict() for p in self.problems],
+            "omitted_problems": self.omitted,
+            "audio": self.audio.to_dict() if self.audio else None,
+            "elapsed_seconds": round(self.elapsed, 3),
+        }
+
+    def summary(self, max_shown: int = 20) -> str:
+        out = []
+        rate = f" ({self.records / self.elapsed:,.0f} records/s)" if self.elapsed > 0 and self.records else ""
+        out.append(
+            f"validated {len(self.files)} file(s), {self.records:,} record(s) in {self.elapsed:.1f} s{rate}"
+        )
+        out.append(
+            f"errors: {self.errors:,}   warnings: {self.warnings:,}   info: {self.count(Severity.INFO):,}"
+        )
+        if self.counts:
+            out.append("by kind:")
+            order = {s: i for i, s in enumerate(Severity)}
+            for code, n in sorted(self.counts.items(), key=lambda kv: (order[SEVERITY[kv[0]]], kv[0].value)):
+                out.append(f"  {SEVERITY[code].value:<8} {code.value:<26} {n:>10,}")
+        if self.problems and max_shown > 0:
+            shown = self.problems[:max_shown]
+            total = len(self.problems) + self.omitted
+            out.append(f"first {len(shown)} of {total:,} problem(s):" if total > len(shown) else "problems:")
+            for p in shown:
+                out.append(f"  {p.severity.value.upper():<7} {p.location()}: [{p.code.value}] {p.message}")
+        if self.omitted:
+            out.append(f"({self.omitted:,} more problem(s) counted but not kept; raise --max-problems)")
+        a = self.audio
+        if a is not None:
+            out.append(
+                f"audio: {a.references:,} reference(s), {a.files:,} distinct file(s), {a.ok:,} decodable, "
+                f"{a.total_hours:.2f} h in total"
+            )
+            if a.ok:
+                out.append(
+                    f"  duration min/median/mean/max: {a.min_seconds:.2f} / {a.median_seconds:.2f} / "
+                    f"{a.mean_seconds:.2f} / {a.max_seconds:.2f} s"
+                )
+                rates = ", ".join(f"{r} Hz: {n:,}" for r, n in sorted(a.sample_rates.items()))
+                out.append(f"  sample rates: {rates}")
+        return "\n".join(out)
+
+
+# ---- validation ----------------------------------------------------------------------------------------------
+
+
+def _id_key(rec: dict[str, Any]) -> str | int | None:
+    """The id of a raw record as `Sample` reads it. 7 and "7" are different ids: ASR files number their
+    records with an integer `index` that must not clash with the string ids of other files."""
+    for k in ID_KEYS:
+        if k in rec:
+            v = rec[k]
+            return v if isinstance(v, str | int) else None
+    return None
+
+
+def _show_id(sid: str | int) -> str:
+    return repr(sid) if isinstance(sid, str) else str(sid)
+
+
+class _Collector:
+    def __init__(self, report: ValidationReport, max_problems: int | None) -> None:
+        self.report = report
+        self.max_problems = max_problems
+        self.by_file: dict[str, FileSummary] = {}
+
+    def add(self, file: str, record: int | None, code: Code, message: str, line: int | None = None) -> None:
+        r = self.report
+        r.counts[code] += 1
+        sev = SEVERITY[code]
+        fs = self.by_file.get(file)
+        if fs is not None:
+            if sev == Severity.ERROR:
+                fs.errors += 1
+            elif sev == Severity.WARNING:
+                fs.warnings += 1
+        if self.max_problems is None or len(r.problems) < self.max_problems:
+            r.problems.append(Problem(file, record, line, sev, code, message))
+        else:
+            r.omitted += 1
+
+
+@dataclass
+class _FileIds:
+    hashes: array[int] = field(default_factory=lambda: array("q"))
+    records: array[int] = field(default_factory=lambda: array("q"))
+
+
+def validate_paths(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    check_audio: bool = False,
+    audio_root: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    max_duration: float | None = DEFAULT_MAX_DURATION,
+    progress: bool = True,
+    max_problems: int | None = DEFAULT_MAX_PROBLEMS,
+) -> ValidationReport:
+    """Validate corpus files (folders are expanded to their .json/.jsonl files).
+
+    `check_audio` probes every voice path (resolved against `audio_root`, or as written without one) in
+    `workers` threads. `max_problems` bounds the problems kept in detail (None: all); counts stay exact.
+    """
+    from llaso.tasks.registry import RegistryError, load_registry
+
+    t0 = time.perf_counter()
+    registry = load_registry()
+    report = ValidationReport()
+    col = _Collector(report, max_problems)
+    files = expand_inputs(paths)
+    ids: list[_FileIds] = []
+    audio_refs: dict[str, array[int]] | None = {} if check_audio else None
+
+    for file_index, path in enumerate(files):
+        name = str(path)
+        fs = FileSummary(name)
+        report.files.append(fs)
+        col.by_file[name] = fs
+        file_ids = _FileIds()
+        ids.append(file_ids)
+        try:
+            match = registry.lookup_file(path)
+        except RegistryError as e:
+            match = None
+            col.add(name, None, Code.AMBIGUOUS_FILE, str(e).removeprefix(f"{path}: "))
+        hint = registry.modality_hint(path)
+        fs.task = match.task.abbr if match else None
+        fs.modality_hint = hint.value if hint else None
+        n = _scan_file(
+            path, name, file_index, match is not None, file_ids, col, registry, audio_refs, audio_root
+        )
+        fs.records = n
+        report.records += n
+
+    _check_duplicate_ids(files, ids, col)
+    if audio_refs is not None:
+        report.audio = _check_audio(
+            files, audio_refs, col, workers=workers, max_duration=max_duration, progress=progress
+        )
+    report.elapsed = time.perf_counter() - t0
+    return report
+
+
+def _scan_file(
+    path: Path,
+    name: str,
+    file_index: int,
+    file_has_task: bool,
+    file_ids: _FileIds,
+    col: _Collector,
+    registry: Registry,
+    audio_refs: dict[str, array[int]] | None,
+    audio_root: str | os.PathLike[str] | None,
+) -> int:
+    """One streaming pass over a file; returns the number of records read."""
+    from_record = Sample.from_record
+    add = col.add
+    hashes, recs = file_ids.hashes, file_ids.records
+    known = registry.__contains__
+    no_task_first, no_task_count = -1, 0
+    known_tasks: dict[str, bool] = {}
+    n = 0  # records read; a malformed JSONL line takes a record index too, as in `iter_records`
+
+    def bad_line(e: CorpusFormatError) -> None:
+        nonlocal n
+        _add_format_error(col, name, e)
+        n += 1
+
+    try:
+        for rec in iter_records(path, on_bad_line=bad_line):
+            index = n
+            n += 1
+            try:
+                s = from_record(rec)
+            except SampleError as e:
+                add(name, index, Code.SCHEMA, str(e))
+                continue
+            for problem in s.problems():
+                add(name, index, Code(problem.code), problem.message)
+            sid = s.id
+            if sid is not None:
+                hashes.append(hash(sid))
+                recs.append(index)
+            task = s.task
+            if task is not None:
+                ok = known_tasks.get(task)
+                if ok is None:
+                    ok = known_tasks[task] = known(task)
+                if not ok:
+                    add(
+                        name,
+                        index,
+                        Code.UNKNOWN_TASK,
+                        f"task {task!r} is not in the registry (`llaso tasks list`)",
+                    )
+            elif not file_has_task:
+                if no_task_count == 0:
+                    no_task_first = index
+                no_task_count += 1
+            if s.modality is None and not any(AUDIO_PLACEHOLDER in t.value for t in s.conversations):
+                add(
+                    name,
+                    index,
+                    Code.UNDETERMINED_MODALITY,
+                    "no <audio> placeholder, so the record has no modality configuration",
+                )
+            if audio_refs is not None:
+                _add_audio_refs(s, name, file_index, index, audio_refs, audio_root, col)
+    except CorpusFormatError as e:
+        col.by_file[name].readable = False
+        _add_format_error(col, name, e)
+    except (OSError, UnicodeDecodeError) as e:
+        col.by_file[name].readable = False
+        add(name, None, Code.UNREADABLE_FILE, f"cannot read: {e}")
+    if no_task_count:
+        add(
+            name,
+            no_task_first,
+            Code.UNDETERMINED_TASK,
+            f"the task of {no_task_count:,} record(s) cannot be determined: no 'task' field and the file "
+            f"name matches no task in the registry (first at record {no_task_first})",
+        )
+    return n
+
+
+def _add_format_error(col: _Collector, name: str, e: CorpusFormatError) -> None:
+    code = Code.MALFORMED_JSON if e.line is not None else Code.UNREADABLE_FILE
+    msg = e.reason.removesuffix(" at") + (f" (column {e.column})" if e.column is not None else "")
+    col.add(name, e.record, code, msg, line=e.line)
+
+
+def _add_audio_refs(
+    s: Sample,
+    name: str,
+    file_index: int,
+    index: int,
+    audio_refs: dict[str, array[int]],
+    audio_root: str | os.PathLike[str] | None,
+    col: _Collector,
+) -> None:
+    from llaso.corpus.paths import AudioPathError, resolve_audio_path
+
+    ref = (file_index << _REF_SHIFT) | index
+    for v in s.voice:
+        if not v.strip():
+            continue  # reported as an empty voice path
+        try:
+            full = str(resolve_audio_path(v, audio_root))
+        except AudioPathError as e:
+            col.add(name, index, Code.AUDIO_PATH_ESCAPES, str(e))
+            continue
+        refs = audio_refs.get(full)
+        if refs is None:
+            audio_refs[full] = refs = array("q")
+        refs.append(ref)
+
+
+def _check_duplicate_ids(files: Sequence[Path], ids: Sequence[_FileIds], col: _Collector) -> None:
+    """Duplicates from the id hashes (numpy), then one streaming re-read of the files that hold candidates,
+    to confirm them with the real ids (a hash collision is not a duplicate) and name them."""
+    import numpy as np
+
+    empty = np.empty(0, dtype=np.int64)
+    within: dict[int, np.ndarray] = {}  # file index -> sorted candidate record indices
+    per_file_unique = []
+    for fi, fid in enumerate(ids):
+        if not fid.hashes:
+            per_file_unique.append(empty)
+            continue
+        h = np.frombuffer(fid.hashes, dtype=np.int64)
+        uniq, counts = np.unique(h, return_counts=True)
+        per_file_unique.append(uniq)
+        dup = uniq[counts > 1]
+        if dup.size:
+            within[fi] = np.frombuffer(fid.records, dtype=np.int64)[np.isin(h, dup)]
+    across: dict[int, np.ndarray] = {}
+    if len(ids) > 1:
+        allh = np.concatenate(per_file_unique)
+        if allh.size:
+            uniq, counts = np.unique(allh, return_counts=True)
+            dup = uniq[counts > 1]
+            if dup.size:
+                for fi, fid in enumerate(ids):
+                    if fid.hashes:
+                        mask = np.isin(np.frombuffer(fid.hashes, dtype=np.int64), dup)
+                        if mask.any():
+                            across[fi] = np.frombuffer(fid.records, dtype=np.int64)[mask]
+    del per_file_unique
+    seen: dict[str | int, tuple[int, int]] = {}  # cross-file candidate id -> (file, record) where first seen
+    for fi in sorted(set(within) | set(across)):
+        w = within.get(fi, empty)
+        x = across.get(fi, empty)
+        wanted = array("q", np.union1d(w, x).tobytes())  # sorted record indices; read with a cursor
+        w_set = array("q", np.sort(w).tobytes())
+        x_set = array("q", np.sort(x).tobytes())
+        wi = xi = ci = 0
+        first: dict[str | int, int] = {}  # id -> first record in this file (within-file candidates only)
+        in_this: set[str | int] = set()  # cross-file candidate ids already met in this file
+        name = str(files[fi])
+        pos = [0]  # record index; a malformed JSONL line takes one too, as in the first pass
+
+        def skip(e: CorpusFormatError, pos: list[int] = pos) -> None:
+            pos[0] += 1
+
+        try:
+            for rec in iter_records(files[fi], on_bad_line=skip):
+                i = pos[0]
+                pos[0] += 1
+                if ci >= len(wanted):
+                    break
+                if i != wanted[ci]:
+                    continue
+                ci += 1
+                sid = _id_key(rec)
+                is_w = wi < len(w_set) and w_set[wi] == i
+                wi += is_w
+                is_x = xi < len(x_set) and x_set[xi] == i
+                xi += is_x
+                if sid is None:
+                    continue
+                if is_w:
+                    j = first.get(sid)
+                    if j is None:
+                        first[sid] = i
+                    else:
+                        col.add(
+                            name,
+                            i,
+                            Code.DUPLICATE_ID,
+                            f"duplicate id {_show_id(sid)} (first at record {j} of this file)",
+                        )
+                if is_x and sid not in in_this:
+                    in_this.add(sid)
+                    other = seen.get(sid)
+                    if other is None:
+                        seen[sid] = (fi, i)
+                    elif other[0] != fi:
+                        col.add(
+                            name,
+                            i,
+                            Code.DUPLICATE_ID_ACROSS_FILES,
+                            f"id {_show_id(sid)} also appears in {files[other[0]]} (record {other[1]})",
+                        )
+        except CorpusFormatError:
+            pass  # already reported; candidates up to the error are confirmed
+
+
+def _check_audio(
+    files: Sequence[Path],
+    audio_refs: dict[str, array[int]],
+    col: _Collector,
+    *,
+    workers: int | None,
+    max_duration: float | None,
+    progress: bool,
+) -> AudioStats:
+    import numpy as np
+
+    from llaso.corpus.audio import TARGET_SAMPLE_RATE, AudioError, AudioErrorKind, probe_many
+
+    stats = AudioStats(references=sum(len(r) for r in audio_refs.values()), files=len(audio_refs))
+    durations = array("d")
+    rates: Counter[int] = Counter()
+    channels: Counter[int] = Counter()
+    mask = (1 << _REF_SHIFT) - 1
+
+    def report(path: str, code: Code, message: str) -> None:
+        for ref in audio_refs[path]:
+            col.add(str(files[ref >> _REF_SHIFT]), ref & mask, code, message)
+
+    codes = {AudioErrorKind.MISSING: Code.AUDIO_MISSING, AudioErrorKind.EMPTY: Code.AUDIO_EMPTY}
+    results = sorted(probe_many(list(audio_refs), workers=workers, progress=progress))
+    for path, res in results:
+        if isinstance(res, AudioError):
+            code = codes.get(res.kind, Code.AUDIO_UNDECODABLE)
+            report(path, code, f"{path}: {res.kind.value}: {res.detail}")
+            continue
+        stats.ok += 1
+        if res.is_empty:
+            report(path, Code.AUDIO_EMPTY, f"{path}: empty audio (0 frames)")
+            continue
+        durations.append(res.duration)
+        rates[res.sample_rate] += 1
+        channels[res.channels] += 1
+        if res.is_silent:
+            report(path, Code.AUDIO_SILENT, f"{path}: silent audio (peak {res.peak_db:.0f} dBFS)")
+        if max_duration is not None and res.duration > max_duration:
+            report(
+                path,
+                Code.AUDIO_TOO_LONG,
+                f"{path}: {res.duration:.1f} s is longer than {max_duration:g} s (the model keeps "
+                f"{max_duration:g} s at most)",
+            )
+        if res.sample_rate != TARGET_SAMPLE_RATE:
+            report(
+                path,
+                Code.AUDIO_SAMPLE_RATE,
+                f"{path}: sample rate {res.sample_rate} Hz, not {TARGET_SAMPLE_RATE} (resampled on load)",
+            )
+    if durations:
+        d = np.frombuffer(durations, dtype=np.float64)
+        stats.total_seconds = float(d.sum())
+        stats.min_seconds, stats.max_seconds = float(d.min()), float(d.max())
+        stats.median_seconds, stats.mean_seconds = float(np.median(d)), float(d.mean())
+        bins = np.searchsorted(np.asarray(_HIST_EDGES), d, side="left")
+        hist = np.bincount(bins, minlength=len(_HIST_EDGES) + 1)
+        stats.duration_histogram = {_hist_label(i): int(n) for i, n in enumerate(hist)}
+    stats.sample_rates, stats.channels = dict(rates), dict(channels)
+    return stats
+
+
+# ---- command line ----------------------------------------------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="JSON/JSONL files, or folders to search for them"
+    )
+    p.add_argument("--check-audio", action="store_true", help="probe every audio file (decode it fully)")
+    p.add_argument(
+        "--audio-root",
+        metavar="DIR",
+        help="folder the voice paths are relative to (implies --check-audio); paths leaving it are errors",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="parallel audio probes (default: the number of CPUs)",
+    )
+    p.add_argument(
+        "--max-duration",
+        type=float,
+        default=DEFAULT_MAX_DURATION,
+        metavar="SEC",
+        help=f"longest acceptable audio in seconds (default {DEFAULT_MAX_DURATION:g} = 20 x 30 s windows)",
+    )
+    p.add_argument("--report", metavar="PATH", help="write every problem, the counts and audio stats as JSON")
+    p.add_argument("--strict", action="store_true", help="warnings fail too (exit code 1)")
+    p.add_argument("--show", type=int, default=20, metavar="N", help="problems listed on stdout (default 20)")
+    p.add_argument(
+        "--max-problems",
+        type=int,
+        default=DEFAULT_MAX_PROBLEMS,
+        metavar="N",
+        help=f"problems kept in detail for the report (default {DEFAULT_MAX_PROBLEMS:,}; 0 = all); "
+        "counts are always exact",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.workers is not None and args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.audio_root is not None and not Path(args.audio_root).is_dir():
+        print(f"error: --audio-root {args.audio_root} is not a folder", file=sys.stderr)
+        return 2
+    check_audio = bool(args.check_audio or args.audio_root)
+    report = validate_paths(
+        args.inputs,
+        check_audio=check_audio,
+        audio_root=args.audio_root,
+        workers=args.workers,
+        max_duration=args.max_duration if args.max_duration > 0 else None,
+        progress=not args.no_progress and sys.stderr.isatty(),
+        max_problems=args.max_problems if args.max_problems > 0 else None,
+    )
+    if not report.files:
+        print("error: no .json/.jsonl files found in the inputs", file=sys.stderr)
+        return 2
+    print(report.summary(max_shown=args.show))
+    if args.report:
+        data = report.to_dict()
+        data["strict"] = bool(args.strict)
+        data["passed"] = report.passed(args.strict)
+        write_json_atomic(args.report, data)
+        print(f"report: {args.report}")
+    passed = report.passed(args.strict)
+    verdict = "OK" if passed else ("FAILED (warnings, --strict)" if report.ok else "FAILED")
+    print(f"result: {verdict}")
+    return 0 if passed else 1
