@@ -40,8 +40,9 @@ test: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -q
-	# slow tests that CI runs: real weights (issue 4) and the quick end-to-end demo (issue 8)
+	# slow tests that CI runs: the real weights and the quick end-to-end demo
 	$(BIN)/pytest -q -m "weights or demo"
 
 test-slow: setup
@@ -51,6 +52,7 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 demo: setup
 	$(BIN)/llaso demo --out demo-run

@@ -1,4 +1,4 @@
-"""Inference benchmark (issue 7, P2): batch 16 against batch 1 (the original's loop), same model and data.
+"""Inference benchmark: batch 16 against batch 1 (the original's loop), same model and data.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_infer.py                 # a small random LSLM
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_infer.py --model DIR     # any llaso model folder

@@ -1,4 +1,4 @@
-"""Training benchmark (issue 6, P3): stage-1 step time with and without the feature cache, and the
+"""Training benchmark: stage-1 step time with and without the feature cache, and the
 padding of length-grouped against random batches, side by side in one run.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_train.py                  # builds a tiny synthetic corpus
@@ -13,7 +13,7 @@ which the projector's gradient needs.
 
 Padding: every training sample's real LLM length (text tokens + audio positions, from the processor),
 batched as `llaso train` batches them (per-device batch × grad accumulation), once in the original's
-length-grouped order (REFERENCE §3.3, grouped on characters as the original) and once in random order.
+length-grouped order (the original's stage-2 sampler, grouped on characters as it does) and once in random order.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def proc() -> LlasoProcessor:
     return make_processor()
 
 
-# ---- REFERENCE §2.4: the rendered prompt, byte for byte ----------------------------------------------
+# ---- the original's conversation template: the rendered prompt, byte for byte ----------------------------------------------
 def test_render_text_then_audio(proc: LlasoProcessor) -> None:
     s = sample("Identify the speaker's gender. Choose from female or male.<audio>")
     expected = (

@@ -1,6 +1,6 @@
 """The LLaSO record as one typed object: the data contract every part of `llaso` shares.
 
-A record on disk is a LLaVA-style dict (REFERENCE §4.1)::
+A record on disk is a LLaVA-style dict, as the original release writes them::
 
     {"id": ..., "voice": ["a/b.wav"], "conversations": [{"from": "human", "value": "...<audio>"},
                                                         {"from": "gpt", "value": "..."}],
@@ -39,7 +39,8 @@ class RecordProblem(NamedTuple):
 
 
 class Modality(enum.StrEnum):
-    """The three modality configurations of LLaSO (REFERENCE §5.3).
+    """The three modality configurations of LLaSO: text instruction + audio input, spoken instruction +
+    text input, and pure audio (the instruction spoken, or a generic prompt).
 
     Values are the release's sub-folder names, so a folder name is also a valid modality.
     """
@@ -78,7 +79,7 @@ class Modality(enum.StrEnum):
 
 
 def infer_modality(human_text: str, generic_prompts: Iterable[str] = ()) -> Modality:
-    """The modality configuration implied by where `<audio>` stands in the human turn (REFERENCE §5.3).
+    """The modality configuration implied by where `<audio>` stands in the human turn.
 
     * `<audio>` first, text after it: (a,t), the audio is the instruction and the text the input;
     * nothing but `<audio>`, or one of the registry's generic pure-audio prompts before it: (a);

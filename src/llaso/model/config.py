@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-# REFERENCE §2.4, verbatim, including the missing space before "The audio".
+# The original's system prompt, verbatim, including its missing space before "The audio".
 LLASO_SYSTEM_PROMPT = (
     "A chat between a curious user and an artificial intelligence assistant. The assistant is able to "
     "understand the audio content that the user provides, and assist the user with a variety of tasks using "
@@ -98,7 +98,7 @@ class LlasoConfig(PretrainedConfig):
         audio_token / audio_token_id: the placeholder repeated once per audio position (filled by the
             processor; the model scatters projected features into exactly these positions).
         pad_token, audio_tag_open, audio_tag_close, audio_start_token, audio_end_token: the 5 tokens LLaSO
-            adds, in that order (REFERENCE §2.5); `token_ids` maps each string to its id once known.
+            adds, in that order (pad/unk, then the two tags and the two audio markers); `token_ids` maps each string to its id once known.
         use_audio_start_end: wrap audio as `<Audio><audio_start>…<audio_end></Audio>` (mm_use_audio_start_end).
         system_prompt: the LLaSO system prompt (None or "" for none).
         prompt_format: `"llama3"` (the original `llama32_audio_v1_mmtag` rendering, byte for byte) or
@@ -154,7 +154,7 @@ class LlasoConfig(PretrainedConfig):
     # ---- derived values -----------------------------------------------------------------------
     @property
     def llaso_tokens(self) -> list[str]:
-        """The 5 tokens LLaSO adds, in the original order (pad/unk first, REFERENCE §2.5)."""
+        """The 5 tokens LLaSO adds, in the original order (pad/unk first, as the released checkpoints number them)."""
         return [
             self.pad_token,
             self.audio_tag_open,

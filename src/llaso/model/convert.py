@@ -165,7 +165,8 @@ def _set_token_ids(config: LlasoConfig, tokenizer: Any) -> None:
             raise ValueError(f"the checkpoint's tokenizer lacks {missing}")
         config.token_ids = {t: int(vocab[t]) for t in names}
     elif int(config._text().vocab_size) == _LLAMA3_VOCAB + 5:
-        # LLaSO-Base: Llama-3 vocabulary + the 5 tokens in the order of REFERENCE §2.5.
+        # LLaSO-Base: Llama-3 vocabulary + the 5 tokens in the original's order (`<unk>`=128256,
+        # `<Audio>`, `</Audio>`, `<audio_start>`, `<audio_end>`=128260).
         config.audio_token = LLAMA3_AUDIO_TOKEN
         config.token_ids = {t: _LLAMA3_VOCAB + i for i, t in enumerate(config.llaso_tokens)}
         config.token_ids[LLAMA3_AUDIO_TOKEN] = 128002

@@ -2,7 +2,7 @@
 
 The processor owns everything textual and every count:
 
-1. the conversation is rendered with the LLaSO template (REFERENCE §2.4): the Llama-3 format with the
+1. the conversation is rendered with the LLaSO template (the original's `conv_llama32_audio_v1_mmtag`): the Llama-3 format with the
    LLaSO system prompt, byte for byte (`prompt_format="llama3"`), or the tokenizer's own chat template
    (`"chat_template"`, e.g. SmolLM2's ChatML); each `<audio>` is wrapped as
    `<Audio><audio_start><audio><audio_end></Audio>` with the two newline rules;
