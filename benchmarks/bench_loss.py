@@ -34,7 +34,7 @@ def main() -> None:
     import torch
 
     from llaso.corpus.jsonio import expand_inputs, iter_records
-    from llaso.demo import ENCODER_10S, make_encoder_10s
+    from llaso.demo.steps import ENCODER_10S, make_encoder_10s
     from llaso.model.modeling import build_llaso
     from llaso.schema import Sample
     from llaso.train.data import Collator, TrainDataset

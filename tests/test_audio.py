@@ -8,23 +8,19 @@ import soundfile as sf
 
 from llaso.corpus.audio import AudioError, AudioErrorKind, AudioInfo, load_audio, probe_audio, probe_many
 
-
-def tone(seconds: float = 1.0, sr: int = 16000, channels: int = 1, amp: float = 0.5) -> np.ndarray:
-    t = np.arange(int(seconds * sr)) / sr
-    x = (amp * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-    return np.stack([x] * channels, axis=1) if channels > 1 else x
+from helpers.audio import sine
 
 
 @pytest.fixture
 def audio_dir(tmp_path: Path) -> Path:
     d = tmp_path / "audio"
     d.mkdir()
-    sf.write(d / "good.wav", tone(1.0), 16000)
-    sf.write(d / "good.flac", tone(0.5), 16000)
+    sf.write(d / "good.wav", sine(1.0, amp=0.5), 16000)
+    sf.write(d / "good.flac", sine(0.5, amp=0.5), 16000)
     sf.write(d / "empty.wav", np.zeros(0, np.float32), 16000)
     sf.write(d / "silent.wav", np.zeros(16000, np.float32), 16000)
-    sf.write(d / "8k.wav", tone(2.0, sr=8000), 8000)
-    sf.write(d / "stereo.wav", tone(1.0, channels=2), 16000)
+    sf.write(d / "8k.wav", sine(2.0, 8000, amp=0.5), 8000)
+    sf.write(d / "stereo.wav", sine(1.0, amp=0.5, channels=2), 16000)
     good = (d / "good.wav").read_bytes()
     (d / "truncated.wav").write_bytes(good[: len(good) // 2])
     flac = (d / "good.flac").read_bytes()

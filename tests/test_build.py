@@ -6,9 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from llaso.builders.build import build, parse_ratios, split_eval
 from llaso.builders.sources.base import Item
@@ -17,25 +15,21 @@ from llaso.corpus.jsonio import iter_records
 from llaso.corpus.validate import validate_paths
 from llaso.schema import Modality
 
+from helpers.audio import write_tone
+
 EMOTIONS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
 LEVELS = ("LO", "MD", "HI", "XX")
-
-
-def tone(path: Path, seconds: float = 0.1, freq: float = 440.0) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t = np.arange(int(seconds * 16000)) / 16000
-    sf.write(str(path), (0.1 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 16000)
 
 
 @pytest.fixture
 def cremad(tmp_path: Path) -> Path:
     root = tmp_path / "CREMA-D"
     for i, (emo, lvl) in enumerate((e, lv) for e in EMOTIONS for lv in LEVELS):
-        tone(root / "AudioWAV" / f"{1001 + i % 3}_DFA_{emo}_{lvl}.wav", freq=200 + 10 * i)
+        write_tone(root / "AudioWAV" / f"{1001 + i % 3}_DFA_{emo}_{lvl}.wav", freq=200 + 10 * i)
     (root / "VideoDemographics.csv").write_text("ActorID,Age,Sex,Race,Ethnicity\n1001,51,Male,C,N\n")
     # one unreadable file (not audio) and one whose header promises more than it holds
     (root / "AudioWAV" / "1091_ITS_ANG_HI.wav").write_bytes(b"this is not a wav file")
-    tone(root / "AudioWAV" / "1091_ITS_SAD_LO.wav", seconds=0.2)
+    write_tone(root / "AudioWAV" / "1091_ITS_SAD_LO.wav", seconds=0.2)
     cut = (root / "AudioWAV" / "1091_ITS_SAD_LO.wav").read_bytes()
     (root / "AudioWAV" / "1091_ITS_SAD_LO.wav").write_bytes(cut[: len(cut) // 2])
     return root
@@ -54,7 +48,7 @@ def vctk(tmp_path: Path) -> Path:
     )
     for s, spk in enumerate(("p225", "p226", "p227", "p228")):
         for u in range(1, 4):
-            tone(root / "wav48_silence_trimmed" / spk / f"{spk}_00{u}_mic1.flac", freq=300 + 20 * s + u)
+            write_tone(root / "wav48_silence_trimmed" / spk / f"{spk}_00{u}_mic1.flac", freq=300 + 20 * s + u)
             (root / "txt" / spk).mkdir(parents=True, exist_ok=True)
             (root / "txt" / spk / f"{spk}_00{u}.txt").write_text(f"Sentence {u} of {spk}.\n")
     (root / "txt" / "p225" / "p225_009.txt").write_text("No audio for this one.\n")  # missing audio
@@ -254,8 +248,8 @@ def test_cli(cremad: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_manifest_build(tmp_path: Path) -> None:
-    tone(tmp_path / "clips" / "a.wav")
-    tone(tmp_path / "clips" / "b.wav")
+    write_tone(tmp_path / "clips" / "a.wav")
+    write_tone(tmp_path / "clips" / "b.wav")
     (tmp_path / "m.csv").write_text(
         "audio,task,answer,source\nclips/a.wav,SGC,Male.,VCTK\nclips/b.wav,SGC,Female.,VCTK\nclips/zz.wav,SGC,Male.,VCTK\n"
     )

@@ -6,16 +6,32 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from llaso import demo
 from llaso.builders.builtin import write_builtin_corpus
 from llaso.cli import main
 from llaso.corpus.jsonio import iter_records
+from llaso.demo.profile import (
+    CorpusSection,
+    DemoError,
+    DemoOptions,
+    TargetsSection,
+    config_dir,
+    load_profile,
+)
+from llaso.demo.report import check_targets, closed_by_configuration, summary_html, summary_markdown
+from llaso.demo.steps import STEPS, SYSTEM, WEIGHTS, DemoRun, Markers, Step, corpus_folder, run_step
+from llaso.demo.training import subset_counts, training_subset
+from llaso.evaluate.report import REPORT_CSS
+from llaso.evaluate.scoring import FileScore, SystemScore
 from llaso.tasks import load_registry
+from llaso.utils.config import ConfigError
 
 
 def test_builtin_corpus_covers_every_task_and_configuration(tmp_path: Path) -> None:
@@ -42,17 +58,18 @@ def test_builtin_corpus_covers_every_task_and_configuration(tmp_path: Path) -> N
 def test_profiles_name_existing_training_configs() -> None:
     from llaso.train.config import load_config
 
-    cfg_dir = demo.config_dir()
+    cfg_dir = config_dir()
     for quick in (False, True):
-        prof = demo.load_profile(cfg_dir, quick)
+        prof = load_profile(cfg_dir, quick)
         for stage in ("align", "instruct"):
+            section = getattr(prof, stage)
             cfg = load_config(
-                cfg_dir / prof[stage]["config"],
-                ["model.encoder=e", "model.language_model=l", "data.train=[x]", *prof[stage]["overrides"]],
+                cfg_dir / section.config,
+                ["model.encoder=e", "model.language_model=l", "data.train=[x]", *section.overrides],
             )
             assert cfg.stage == stage and cfg.data.feature_cache
             assert cfg.model.config["stack_factor"] == 5 and cfg.loop.mixed_precision == "bf16"
-        assert prof["targets"]["wall_minutes"] == (5 if quick else 20)
+        assert prof.targets.wall_minutes == (5 if quick else 20)
 
 
 def test_missing_debian_tool_names_the_setup_step(
@@ -87,7 +104,7 @@ def test_targets_compare_with_the_majority_baseline() -> None:
         }
     }
     real = {"tasks": {"ASR": {"wer": 0.8}}}
-    rows = demo.check_targets(synth, real, {"wall_minutes": 20, "closed_margin": 0.1}, 19 * 60)
+    rows = check_targets(synth, real, TargetsSection(wall_minutes=20, closed_margin=0.1), 19 * 60)
     met = {r["target"]: r["met"] for r in rows}
     assert met == {
         "wall time": True,
@@ -97,7 +114,7 @@ def test_targets_compare_with_the_majority_baseline() -> None:
         "PP MAE (semitones)": False,
         "real-speech WER (LibriVox, 5 utterances)": None,
     }
-    md = demo.summary_markdown(
+    md = summary_markdown(
         {
             "profile": "full",
             "steps": {"eval": {"seconds": 3.0}},
@@ -110,24 +127,31 @@ def test_targets_compare_with_the_majority_baseline() -> None:
 
 
 def test_closed_tasks_are_shown_per_configuration() -> None:
-    system = {
-        "files": {
-            "text_audio/SGC_synth_test.jsonl": {
-                "task": "SGC",
-                "configuration": "text_audio",
-                "metrics": {"accuracy": 0.75, "majority_baseline": 0.5},
-            },
-            "pure_audio/SGC_synth_test.jsonl": {
-                "task": "SGC",
-                "configuration": "pure_audio",
-                "metrics": {"accuracy": 0.0, "majority_baseline": 0.5},
-            },
-            "ASR_synth_test.jsonl": {"task": "ASR", "configuration": "text_audio", "metrics": {"wer": 0.3}},
-        }
-    }
-    by_conf = demo.closed_by_configuration(system)
+    def file(name: str, task: str, configuration: str, metrics: dict[str, float]) -> FileScore:
+        return FileScore(name, task, None, None, configuration, 4, metrics=metrics)
+
+    system = SystemScore(
+        "x",
+        [
+            file(
+                "text_audio/SGC_synth_test.jsonl",
+                "SGC",
+                "text_audio",
+                {"accuracy": 0.75, "majority_baseline": 0.5},
+            ),
+            file(
+                "pure_audio/SGC_synth_test.jsonl",
+                "SGC",
+                "pure_audio",
+                {"accuracy": 0.0, "majority_baseline": 0.5},
+            ),
+            file("ASR_synth_test.jsonl", "ASR", "text_audio", {"wer": 0.3}),
+        ],
+        judge="none",
+    )
+    by_conf = closed_by_configuration(system)
     assert by_conf == {"SGC": {"text_audio": [0.75, 0.5], "pure_audio": [0.0, 0.5]}}
-    md = demo.summary_markdown(
+    md = summary_markdown(
         {
             "profile": "full",
             "steps": {},
@@ -142,12 +166,12 @@ def test_closed_tasks_are_shown_per_configuration() -> None:
 
 
 def test_subset_counts_follow_the_weights_and_what_each_task_has() -> None:
-    counts = demo.subset_counts({"ASR": 100, "SGC": 100, "PSWL": 10}, 150, {"ASR": 2})
+    counts = subset_counts({"ASR": 100, "SGC": 100, "PSWL": 10}, 150, {"ASR": 2})
     assert counts == {"ASR": 93, "SGC": 47, "PSWL": 10}  # PSWL gives all it has, the rest is shared 2:1
-    assert demo.subset_counts({"A": 5, "B": 5}, 100) == {"A": 5, "B": 5}
-    assert demo.subset_counts({"A": 50, "B": 50}, 31, {"B": 0}) == {"A": 31, "B": 0}
-    with pytest.raises(demo.DemoError, match="XYZ"):
-        demo.subset_counts({"A": 5}, 3, {"XYZ": 1})
+    assert subset_counts({"A": 5, "B": 5}, 100) == {"A": 5, "B": 5}
+    assert subset_counts({"A": 50, "B": 50}, 31, {"B": 0}) == {"A": 31, "B": 0}
+    with pytest.raises(DemoError, match="XYZ"):
+        subset_counts({"A": 5}, 3, {"XYZ": 1})
 
 
 def test_training_subset_writes_the_counted_records(tmp_path: Path) -> None:
@@ -156,7 +180,7 @@ def test_training_subset_writes_the_counted_records(tmp_path: Path) -> None:
     for task, n in (("ASR", 40), ("SGC", 40)):
         recs = [{"id": f"{task}-{i}", "task": task, "conversations": []} for i in range(n)]
         write_records(tmp_path / "in" / f"{task}_synth_train.json", recs)
-    out = demo.training_subset(tmp_path / "in", tmp_path / "sub.json", 30, 0, {"ASR": 2})
+    out = training_subset(tmp_path / "in", tmp_path / "sub.json", 30, 0, {"ASR": 2})
     got = Counter(r["task"] for r in iter_records(out))
     assert got == {"ASR": 20, "SGC": 10}
 
@@ -164,16 +188,64 @@ def test_training_subset_writes_the_counted_records(tmp_path: Path) -> None:
 def test_corpus_folders_never_mix_settings() -> None:
     out = Path("o")
     names = {
-        demo.corpus_folder(out, c, seed).name
+        corpus_folder(out, c, seed).name
         for c, seed in (
-            ({"size": "small"}, 0),
-            ({"size": "small", "free_share": 0.0}, 0),
-            ({"size": "small", "free_share": 0.5}, 0),
-            ({"size": "small"}, 1),
-            ({"size": "tiny"}, 0),
+            (CorpusSection(size="small"), 0),
+            (CorpusSection(size="small", free_share=0.0), 0),
+            (CorpusSection(size="small", free_share=0.5), 0),
+            (CorpusSection(size="small"), 1),
+            (CorpusSection(size="tiny"), 0),
         )
     }
     assert len(names) == 5 and "corpus-small" in names and "corpus-small-closed" in names
+
+
+def test_profile_keys_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="did you mean 'batch_size'"):
+        load_profile(config_dir(), True, ["infer.batch_sise=4"])
+    (tmp_path / "quick.yaml").write_text("infer:\n  batch_size: many\n")
+    with pytest.raises(ConfigError, match=r"infer\.batch_size"):
+        load_profile(tmp_path, True)
+
+
+def test_a_step_leaves_a_marker_and_a_rerun_reuses_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "quick.yaml").write_text("corpus:\n  size: tiny\n")
+    options = DemoOptions(out=str(tmp_path / "run"), quick=True, config_dir=str(tmp_path))
+    calls: list[str] = []
+
+    def work(run: DemoRun) -> dict[str, Any]:
+        calls.append(run.profile.corpus.size)
+        return {"n": 1}
+
+    step = Step("corpus", "corpus in {run.corpus}/", work)
+    run = DemoRun.create(options)
+    markers = Markers(run.work / "state")
+    first = run_step(run, step, "[3/7]", markers)
+    assert first["result"] == {"n": 1} and calls == ["tiny"]
+    assert (tmp_path / "run" / "quick" / "state" / "corpus.json").is_file()
+    again = DemoRun.create(options)
+    assert run_step(again, step, "[3/7]", markers) == first and calls == ["tiny"]
+    assert again.results["corpus"] == {"n": 1}
+    out = capsys.readouterr().out
+    assert f"[3/7] corpus in {tmp_path / 'run' / 'corpus-tiny'}/: done before" in out
+    once = Step("check", "check", work, resumable=False)
+    assert run_step(again, once, "[1/7]", markers)["note"] == "" and calls == ["tiny", "tiny"]
+    assert not (tmp_path / "run" / "quick" / "state" / "check.json").exists()
+
+
+def test_the_training_child_loads_no_torch_before_its_thread_setting() -> None:
+    """torch reads OMP_NUM_THREADS when it loads: the module the spawned child imports must not load it."""
+    code = "import sys, llaso.demo.training; print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
+
+
+def test_summary_page_uses_the_report_stylesheet() -> None:
+    state = {"profile": "quick", "steps": {}, "wall_seconds": 1.0, "targets": [], "files": {"a": "b"}}
+    page = summary_html(state, Path("no-such-eval"))
+    assert f"<style>{REPORT_CSS}</style>" in page and "<li>a: `b`</li>" in page
 
 
 @pytest.mark.slow
@@ -183,7 +255,7 @@ def test_quick_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     from llaso.builders.synth import COVERED
     from llaso.model.weights import available
 
-    if shutil.which("espeak-ng") is None or not all(available(n) for n in demo.WEIGHTS):
+    if shutil.which("espeak-ng") is None or not all(available(n) for n in WEIGHTS):
         pytest.skip("needs `make setup` (espeak-ng and the weight packages)")
     out = tmp_path / "run"
     argv = ["demo", "--quick", "--out", str(out)]
@@ -197,21 +269,21 @@ def test_quick_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
         assert (work / "eval" / name).is_file()
     html = (work / "report.html").read_text()
     assert "data:image/png;base64," in html and "Targets" in html
-    doc = json.loads((work / "eval" / "results.json").read_text())["systems"][demo.SYSTEM]
+    doc = json.loads((work / "eval" / "results.json").read_text())["systems"][SYSTEM]
     assert set(doc["tasks"]) == set(COVERED)
     for abbr, row in doc["tasks"].items():
         assert row["normalized"] is not None, abbr
     closed = [t for t, r in doc["tasks"].items() if "accuracy" in r]
     assert closed and all("majority_baseline" in doc["tasks"][t] for t in closed)
     summary = json.loads((work / "summary.json").read_text())
-    assert set(summary["steps"]) == set(demo.STEPS)
+    assert set(summary["steps"]) == set(STEPS)
     assert any(r["target"] == "wall time" for r in summary["targets"])
     # both configurations of each closed task are reported (same file names in two folders)
     by_conf = summary["closed_by_configuration"]
     assert set(by_conf) == set(closed)
     assert all({"text_audio", "pure_audio"} <= set(by_conf[t]) for t in closed)
     librivox = json.loads((work / "eval-librivox" / "results.json").read_text())
-    assert librivox["systems"][demo.SYSTEM]["tasks"]["ASR"]["n"] == 5
+    assert librivox["systems"][SYSTEM]["tasks"]["ASR"]["n"] == 5
     # a rerun finds every step done and only rewrites the summary
     assert main(argv) == 0
     again = capsys.readouterr().out

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from llaso.cli import main
-from llaso.evaluate.scoring import majority_baseline
+from llaso.evaluate.metrics.closed import majority_baseline
 
 
 def record(

@@ -1,4 +1,5 @@
-"""The real check: the published outputs of five systems (../shared/llaso-results) reproduce REFERENCE §10.
+"""The real check: the published outputs of five systems (../shared/llaso-results) reproduce the per-task
+figures recomputed from them with the original scripts' rules.
 
 Skipped when ../shared is absent. All five systems are scored once per module (about 15 s on 2 cores).
 """
@@ -82,7 +83,7 @@ def test_abstention_matches_the_original_statistics_per_file(scored):
             assert f.details["closed"]["abstained_compat"] == rec["others"], (name, rec["file"])
 
 
-# REFERENCE §10, original accuracy.py rule, task = unweighted mean of its files
+# figures recomputed from the published outputs: original accuracy.py rule, task = unweighted mean of its files
 ACCURACY = {
     "LLaSO-Base": {
         "SGC": 0.904,
@@ -175,7 +176,7 @@ def test_numeric_mae_and_unparsable(scored):
 
 
 def test_phoneme_error_rates(scored):
-    # REFERENCE §10 uses a character-level PER with spaces removed: 0.037 and 0.892
+    # the recomputed figures use a character-level PER with spaces removed: 0.037 and 0.892
     assert tasks(scored, "LLaSO-Base")["PR"]["per_char"] == pytest.approx(0.037, abs=5e-4)
     assert tasks(scored, "Qwen2-Audio")["PR"]["per_char"] == pytest.approx(0.892, abs=5e-4)
     # our phone-level PER is close for LLaSO-Base
@@ -194,7 +195,8 @@ def test_pssl_exact_match_compat(scored):
 
 
 def test_ratio_to_best_matches_the_radar_where_the_reference_checks_it(scored):
-    # REFERENCE §6.3: PP 8.0/19.0 = 0.42 for Qwen2-Audio against LLaSO-Base; SV 0.25/0.32 = 0.78
+    # the paper's radar figure reads as ratio to best: PP 8.0/19.0 = 0.42 for Qwen2-Audio against LLaSO-Base;
+    # SV 0.25/0.32 = 0.78
     assert tasks(scored, "Qwen2-Audio")["PP"]["ratio_to_best"] == pytest.approx(8.018 / 19.024, abs=0.01)
     assert tasks(scored, "Qwen2-Audio")["SV"]["ratio_to_best"] == pytest.approx(0.78, abs=0.01)
     assert tasks(scored, "LLaSO-Base")["PP"]["ratio_to_best"] == 1.0

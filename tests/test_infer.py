@@ -15,7 +15,7 @@ import torch
 
 from llaso.cli import main
 from llaso.corpus.jsonio import iter_records, write_records
-from llaso.infer.cli import chat_prompt
+from llaso.infer.chat import chat_prompt
 from llaso.infer.run import InferOptions, NotALlasoModel, load_model, run_inference
 from llaso.model.modeling import build_tiny_llaso
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 import torch
 
@@ -21,7 +20,8 @@ from llaso.model import (
 )
 from llaso.schema import Sample, Turn
 
-SR = 16000
+from helpers.audio import noise
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -31,11 +31,6 @@ def sample(prompt: str, answer: str = "Male", sid: str = "s") -> Sample:
         voice=[f"{sid}-{i}.wav" for i in range(prompt.count("<audio>"))],
         id=sid,
     )
-
-
-def noise(seconds: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (0.1 * rng.standard_normal(round(seconds * SR))).astype(np.float32)
 
 
 def batch_of(proc, n: int = 2, **kw):

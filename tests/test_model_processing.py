@@ -15,6 +15,8 @@ from llaso.model.modeling import add_llaso_tokens
 from llaso.model.processing import LlasoInputError, LlasoProcessor, make_toy_tokenizer
 from llaso.schema import Sample, Turn
 
+from helpers.audio import noise
+
 SR = 16000
 SYSTEM = f"<|start_header_id|>system<|end_header_id|>\n\n{LLASO_SYSTEM_PROMPT}<|eot_id|>"
 TAG = "<Audio><audio_start><audio><audio_end></Audio>"
@@ -53,11 +55,6 @@ def sample(prompt: str, answer: str = "Male", n_audio: int | None = None, sid: s
         voice=[f"a{i}.wav" for i in range(n)],
         id=sid,
     )
-
-
-def tone(seconds: float, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (0.1 * rng.standard_normal(round(seconds * SR))).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +114,7 @@ def test_system_prompt_keeps_the_missing_space() -> None:
 
 def test_token_ids_begin_with_bos_and_expand_the_audio(proc: LlasoProcessor) -> None:
     s = sample("Transcribe the audio.<audio>", answer="one two")
-    b = proc.from_samples([s], audios=[[tone(2.0)]])
+    b = proc.from_samples([s], audios=[[noise(2.0)]])
     ids = b["input_ids"][0].tolist()
     tok = proc.tokenizer
     assert ids[0] == tok.bos_token_id
@@ -133,7 +130,7 @@ def test_token_ids_begin_with_bos_and_expand_the_audio(proc: LlasoProcessor) -> 
 # ---- label masking ----------------------------------------------------------------------------------
 def test_only_answer_and_eot_are_supervised(proc: LlasoProcessor) -> None:
     s = sample("Identify the speaker's gender.<audio>", answer="  Female  ")
-    b = proc.from_samples([s], audios=[[tone(1.0)]])
+    b = proc.from_samples([s], audios=[[noise(1.0)]])
     labels = b["labels"][0]
     sup = labels[labels != -100].tolist()
     assert proc.tokenizer.decode(sup) == "Female<|eot_id|>"
@@ -141,7 +138,7 @@ def test_only_answer_and_eot_are_supervised(proc: LlasoProcessor) -> None:
     idx = (labels != -100).nonzero().flatten().tolist()
     assert idx == list(range(idx[0], idx[0] + len(idx))) and idx[-1] == labels.shape[0] - 1
     # nothing supervised in a generation batch; it ends with the assistant header
-    g = proc.from_samples([s], audios=[[tone(1.0)]], add_generation_prompt=True)
+    g = proc.from_samples([s], audios=[[noise(1.0)]], add_generation_prompt=True)
     assert "labels" not in g
     assert proc.tokenizer.decode(g["input_ids"][0, -14:]).endswith(
         "<|start_header_id|>assistant<|end_header_id|>\n\n"
@@ -154,10 +151,10 @@ def test_chatml_tokenizer_template() -> None:
     text = p.render_prompt(s)
     assert text.startswith(f"<|im_start|>system\n{LLASO_SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n")
     assert "gender.\n" + TAG + "\n\n<|im_end|>" in text
-    b = p.from_samples([s], audios=[[tone(1.0)]])
+    b = p.from_samples([s], audios=[[noise(1.0)]])
     labels = b["labels"][0]
     assert p.tokenizer.decode(labels[labels != -100].tolist()) == "Male<|im_end|>"
-    g = p.from_samples([s], audios=[[tone(1.0)]], add_generation_prompt=True)
+    g = p.from_samples([s], audios=[[noise(1.0)]], add_generation_prompt=True)
     assert p.tokenizer.decode(g["input_ids"][0, -14:]).endswith("<|im_end|>\n<|im_start|>assistant\n")
 
 
@@ -188,7 +185,7 @@ def test_mixed_lengths_and_several_audios_in_one_batch() -> None:
     p = make_processor(audio_token_mode="lean", stack_factor=2)
     s1 = sample("Compare <audio> and then <audio>, which is louder?", answer="The second", sid="two")
     s2 = sample("<audio>What is said?", answer="yes", sid="one")
-    b = p.from_samples([s1, s2], audios=[[tone(2.0), tone(31.0, 1)], [tone(0.5, 2)]])
+    b = p.from_samples([s1, s2], audios=[[noise(2.0), noise(31.0, 1)], [noise(0.5, 2)]])
     assert b["input_features"].shape == (4, 80, 3000)  # 1 + 2 + 1 windows, in placeholder order
     assert b["input_features_mask"].sum(-1).tolist() == [200, 3000, 100, 50]
     assert b["audio_lengths"].tolist() == [50, 750 + 25, 13]
@@ -202,13 +199,13 @@ def test_mixed_lengths_and_several_audios_in_one_batch() -> None:
 
 def test_long_audio_is_cut_into_windows_and_capped(proc: LlasoProcessor) -> None:
     s = sample("Transcribe.<audio>")
-    b = proc.from_samples([s], audios=[[tone(65.0)]])
+    b = proc.from_samples([s], audios=[[noise(65.0)]])
     assert b["input_features"].shape[0] == 3 and n_audio(b, 0, proc) == 4500
     # exactly 30 s is one window (the original cut 480 001 samples)
-    assert proc.from_samples([s], audios=[[tone(30.0)]])["input_features"].shape[0] == 1
+    assert proc.from_samples([s], audios=[[noise(30.0)]])["input_features"].shape[0] == 1
     capped = make_processor(window_seconds=1, max_audio_windows=20, audio_token_mode="lean")
     with pytest.warns(UserWarning, match="longer than 20 windows"):
-        c = capped.from_samples([s], audios=[[tone(23.5)]])
+        c = capped.from_samples([s], audios=[[noise(23.5)]])
     assert c["input_features"].shape[0] == 20 and n_audio(c, 0, capped) == 20 * 50
 
 
@@ -216,8 +213,8 @@ def test_long_audio_is_cut_into_windows_and_capped(proc: LlasoProcessor) -> None
 @pytest.mark.parametrize(
     ("prompt", "audios", "match"),
     [
-        ("Two <audio> audios <audio>", [tone(1.0)], "2 <audio> placeholder"),
-        ("No audio here", [tone(1.0)], "0 <audio> placeholder"),
+        ("Two <audio> audios <audio>", [noise(1.0)], "2 <audio> placeholder"),
+        ("No audio here", [noise(1.0)], "0 <audio> placeholder"),
         ("Empty <audio>", [np.zeros(0, np.float32)], "empty"),
         ("Silent <audio>", [np.zeros(SR, np.float32)], "silent"),
         ("NaN <audio>", [np.full(SR, np.nan, np.float32)], "NaN"),
@@ -227,7 +224,7 @@ def test_bad_input_names_the_sample(proc: LlasoProcessor, prompt: str, audios: l
     good = sample("Fine <audio>", sid="good")
     bad = sample(prompt, n_audio=len(audios), sid="bad-42")
     with pytest.raises(LlasoInputError, match=match) as e:
-        proc.from_samples([good, bad], audios=[[tone(1.0)], audios])
+        proc.from_samples([good, bad], audios=[[noise(1.0)], audios])
     assert "'bad-42'" in str(e.value) and e.value.sample_id == "'bad-42'"
     assert isinstance(e.value, ValueError)
 
@@ -235,14 +232,14 @@ def test_bad_input_names_the_sample(proc: LlasoProcessor, prompt: str, audios: l
 def test_too_long_sequence_is_refused() -> None:
     p = make_processor(model_max_length=2000)
     with pytest.raises(LlasoInputError, match=r"sample 'long'.*exceed the language model's limit of 2000"):
-        p.from_samples([sample("Transcribe <audio>", sid="long")], audios=[[tone(31.0)]])
+        p.from_samples([sample("Transcribe <audio>", sid="long")], audios=[[noise(31.0)]])
 
 
 def test_missing_audio_file_names_the_sample(tmp_path) -> None:
     import soundfile as sf
 
     p = make_processor()
-    sf.write(tmp_path / "ok.wav", tone(1.0), SR)
+    sf.write(tmp_path / "ok.wav", noise(1.0), SR)
     ok = Sample(conversations=[Turn("human", "<audio>"), Turn("gpt", "x")], voice=["ok.wav"], id="ok")
     gone = Sample(conversations=[Turn("human", "<audio>"), Turn("gpt", "x")], voice=["gone.wav"], id=7)
     b = p.from_samples([ok], audio_root=tmp_path)

@@ -151,3 +151,17 @@ def test_yaml_booleans_are_refused() -> None:
     spec["tasks"][3]["sources"][0]["labels"] = yaml.safe_load("[Yes, No]")
     with pytest.raises(RegistryError, match="quote YAML"):
         Registry(spec, {}, [])
+
+
+def test_generation_budgets_are_task_fields() -> None:
+    reg = load_registry()
+    assert reg.max_new_tokens == 256  # the original's budget, for every task that sets none
+    assert {t.abbr: t.max_new_tokens for t in reg if t.max_new_tokens != 256} == {"AQA": 1024}
+    spec = yaml.safe_load((Path(__file__).parents[1] / "src/llaso/tasks/tasks.yaml").read_text())
+    spec["tasks"][3]["max_new_tokens"] = 12
+    del spec["max_new_tokens"]
+    reg = Registry(spec, {}, [])
+    assert reg.get("SGC").max_new_tokens == 12 and reg.get("ASR").max_new_tokens == 256
+    spec["tasks"][3]["max_new_tokens"] = "12"
+    with pytest.raises(RegistryError, match="task SGC: max_new_tokens must be a positive integer"):
+        Registry(spec, {}, [])

@@ -5,20 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from llaso.builders.sources import ADAPTERS, IssueLog, get_adapter
 from llaso.builders.sources.base import Item
 from llaso.tasks.registry import load_registry
 
-
-def tone(path: Path, seconds: float = 0.1, sr: int = 16000, **kw: object) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t = np.arange(int(seconds * sr)) / sr
-    sf.write(str(path), (0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sr, **kw)  # type: ignore[arg-type]
-    return path
+from helpers.audio import write_tone
 
 
 def write(path: Path, text: str) -> Path:
@@ -61,7 +54,7 @@ def test_librispeech(tmp_path: Path) -> None:
         d / "1089-134686.trans.txt",
         "1089-134686-0000 HE HOPED THERE WOULD BE STEW\n1089-134686-0001 STUFF IT\n",
     )
-    tone(d / "1089-134686-0000.flac")
+    write_tone(d / "1089-134686-0000.flac")
     write(
         tmp_path / "LibriSpeech" / "SPEAKERS.TXT",
         ";ID|SEX|SUBSET|MINUTES|NAME\n1089 | M | test-clean | 5 | X\n",
@@ -78,7 +71,7 @@ def test_mls_english(tmp_path: Path) -> None:
     write(
         tmp_path / "test" / "transcripts.txt", "10226_10111_000000\tafter his nap timothy lazily stretched\n"
     )
-    tone(
+    write_tone(
         tmp_path / "test" / "audio" / "10226" / "10111" / "10226_10111_000000.opus",
         format="OGG",
         subtype="OPUS",
@@ -113,7 +106,7 @@ def test_gigaspeech_official_and_hf(tmp_path: Path) -> None:
         ]
     }
     write(tmp_path / "GigaSpeech.json", json.dumps(giga))
-    tone(tmp_path / "audio_wav" / "podcast" / "P0087" / "POD0000008621_S0000057.wav")
+    write_tone(tmp_path / "audio_wav" / "podcast" / "P0087" / "POD0000008621_S0000057.wav")
     got, log = items("gigaspeech", tmp_path, "ASR")
     assert [i.answer for i in got] == ["And had been everywhere,"]
     assert got[0].metadata["clip_id"] == "POD0000008621_S0000057"
@@ -127,7 +120,7 @@ def test_gigaspeech_official_and_hf(tmp_path: Path) -> None:
         "YOU0000000315_S0000660,N/A,AS THEY'RE LEAVING <COMMA> CAN KASH PULL ZAHRA ASIDE <QUESTIONMARK>,"
         "audio/youtube/P0004/YOU0000000315.opus,2389.17,2391.73,YOU0000000315,t,u,youtube,People\n",
     )
-    tone(hf / "data" / "audio" / "xs_files" / "xs_chunks_0000" / "YOU0000000315_S0000660.wav")
+    write_tone(hf / "data" / "audio" / "xs_files" / "xs_chunks_0000" / "YOU0000000315_S0000660.wav")
     got, log = items("gigaspeech", hf, "ASR")
     assert got[0].answer == "As they're leaving, can kash pull zahra aside?"
 
@@ -143,8 +136,8 @@ def test_vctk(tmp_path: Path) -> None:
         "p999  31  M    Unknown\n",
     )
     for spk in ("p225", "p283", "p313", "p314", "p999"):
-        tone(tmp_path / "wav48_silence_trimmed" / spk / f"{spk}_001_mic1.flac")
-        tone(tmp_path / "wav48_silence_trimmed" / spk / f"{spk}_001_mic2.flac")
+        write_tone(tmp_path / "wav48_silence_trimmed" / spk / f"{spk}_001_mic1.flac")
+        write_tone(tmp_path / "wav48_silence_trimmed" / spk / f"{spk}_001_mic2.flac")
     write(tmp_path / "txt" / "p225" / "p225_001.txt", "Please call Stella.\n")
     sgc, _ = items("vctk", tmp_path, "SGC")
     assert len(sgc) == 5  # mic1 only
@@ -168,7 +161,7 @@ def test_ljspeech(tmp_path: Path) -> None:
         tmp_path / "metadata.csv",
         'LJ036-0011|(3) evidence establishing the ownership of the "murder weapon";|(three) evidence\n',
     )
-    tone(tmp_path / "wavs" / "LJ036-0011.wav")
+    write_tone(tmp_path / "wavs" / "LJ036-0011.wav")
     got, _ = items("ljspeech", tmp_path, "ASR")
     assert got[0].answer == '(3) evidence establishing the ownership of the "murder weapon";'
     assert got[0].audio == "wavs/LJ036-0011.wav" and got[0].metadata == {"speaker_id": "LJ036-0011"}
@@ -185,7 +178,7 @@ def test_common_voice(tmp_path: Path) -> None:
     ]
     write(tmp_path / "validated.tsv", head + "\n".join(rows) + "\n")
     for i in range(1, 5):
-        tone(tmp_path / "clips" / f"common_voice_en_{i}.mp3", format="MP3")
+        write_tone(tmp_path / "clips" / f"common_voice_en_{i}.mp3", format="MP3")
     sgc, _ = items("common-voice", tmp_path, "SGC")
     assert [i.answer for i in sgc] == ["Male", "Female", "Male"]
     assert sgc[0].metadata == {
@@ -210,8 +203,8 @@ def test_voxceleb(tmp_path: Path) -> None:
         "VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet\n"
         "id10942\tPoppy_Montgomery\tf\tAustralia\ttest\nid10001\tA.J._Buckley\tm\tIreland\tdev\n",
     )
-    tone(tmp_path / "wav" / "id10942" / "abcDEF12345" / "00014.wav")
-    tone(tmp_path / "wav" / "id10001" / "1zcIwhmdeo4" / "00001.wav")
+    write_tone(tmp_path / "wav" / "id10942" / "abcDEF12345" / "00014.wav")
+    write_tone(tmp_path / "wav" / "id10001" / "1zcIwhmdeo4" / "00001.wav")
     got, _ = items("voxceleb", tmp_path, "SGC")
     assert [i.answer for i in got] == ["Male.", "Female."]
     assert got[1].metadata == {"gender": "Female", "Name": "Poppy_Montgomery", "Nationality": "Australia"}
@@ -220,7 +213,7 @@ def test_voxceleb(tmp_path: Path) -> None:
 
 def test_vocalsound(tmp_path: Path) -> None:
     for name in ("f2750_0_cough", "m0805_0_sigh", "m0805_0_throatclearing"):
-        tone(tmp_path / "audio_16k" / f"{name}.wav")
+        write_tone(tmp_path / "audio_16k" / f"{name}.wav")
     meta = {"f2750": ["female", 19, "United Kingdom", "EN", "no"], "m0805": ["male", 35, "India", "TA", "no"]}
     write(tmp_path / "meta" / "all_meta.json", json.dumps(meta))
     vsc, _ = items("vocalsound", tmp_path, "VSC")
@@ -243,9 +236,9 @@ def test_vocalsound(tmp_path: Path) -> None:
 
 def test_accentdb(tmp_path: Path) -> None:
     base = tmp_path / "accentdb_extended" / "data"
-    tone(base / "american" / "speaker_08" / "american_s08_003.wav")
-    tone(base / "malayalam" / "speaker_02" / "malayalam_s02_029.wav")
-    tone(base / "klingon" / "speaker_01" / "klingon_s01_001.wav")
+    write_tone(base / "american" / "speaker_08" / "american_s08_003.wav")
+    write_tone(base / "malayalam" / "speaker_02" / "malayalam_s02_029.wav")
+    write_tone(base / "klingon" / "speaker_01" / "klingon_s01_001.wav")
     got, log = items("accentdb", tmp_path, "AR")
     assert [i.answer for i in got] == ["American", "Malayalam"]
     assert got[0].metadata == {"speaker_id": "speaker_08", "clip_id": "american_s08_003"}
@@ -255,8 +248,8 @@ def test_accentdb(tmp_path: Path) -> None:
 
 def test_fake_or_real(tmp_path: Path) -> None:
     base = tmp_path / "for-norm"
-    tone(base / "training" / "fake" / "file21390.mp3.wav_16k.wav_norm.wav_mono.wav_silence.wav")
-    tone(base / "testing" / "real" / "file33576.wav_16k.wav_norm.wav_mono.wav_silence.wav")
+    write_tone(base / "training" / "fake" / "file21390.mp3.wav_16k.wav_norm.wav_mono.wav_silence.wav")
+    write_tone(base / "testing" / "real" / "file33576.wav_16k.wav_norm.wav_mono.wav_silence.wav")
     got, _ = items("for", tmp_path, "SSD")
     assert sorted(i.answer for i in got) == ["Fake.", "Real."]
     assert {i.split for i in got} == {"train", "test"}
@@ -265,8 +258,8 @@ def test_fake_or_real(tmp_path: Path) -> None:
 
 
 def test_cremad(tmp_path: Path) -> None:
-    tone(tmp_path / "AudioWAV" / "1001_DFA_ANG_XX.wav")
-    tone(tmp_path / "AudioWAV" / "1049_IEO_FEA_LO.wav")
+    write_tone(tmp_path / "AudioWAV" / "1001_DFA_ANG_XX.wav")
+    write_tone(tmp_path / "AudioWAV" / "1049_IEO_FEA_LO.wav")
     write(
         tmp_path / "VideoDemographics.csv",
         "ActorID,Age,Sex,Race,Ethnicity\n1001,51,Male,Caucasian,Not Hispanic\n",
@@ -293,11 +286,11 @@ def test_meld(tmp_path: Path) -> None:
         raw / "dev_sent_emo.csv",
         "Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID\n1,Dev.,Ross,anger,negative,503,1\n",
     )
-    tone(raw / "wav" / "train" / "dia503_utt1.wav")
-    tone(raw / "wav" / "train" / "dia563_utt2.wav")
-    tone(raw / "wav" / "train" / "dia296_utt1.wav")
+    write_tone(raw / "wav" / "train" / "dia503_utt1.wav")
+    write_tone(raw / "wav" / "train" / "dia563_utt2.wav")
+    write_tone(raw / "wav" / "train" / "dia296_utt1.wav")
     write(raw / "train" / "train_splits" / "dia503_utt1.mp4", "not audio")  # the wav wins
-    tone(raw / "wav" / "dev" / "dia503_utt1.wav")
+    write_tone(raw / "wav" / "dev" / "dia503_utt1.wav")
     er, log = items("meld", tmp_path, "ER")
     assert [(i.split, i.answer) for i in er] == [
         ("dev", "Anger."),
@@ -340,7 +333,7 @@ def test_nsynth(tmp_path: Path) -> None:
     }
     write(tmp_path / "nsynth-test" / "examples.json", json.dumps(ex))
     for k in ex:
-        tone(tmp_path / "nsynth-test" / "audio" / f"{k}.wav")
+        write_tone(tmp_path / "nsynth-test" / "audio" / f"{k}.wav")
     answers = {t: [i.answer for i in items("nsynth", tmp_path, t)[0]] for t in ("IC", "ISC", "PP", "VC")}
     assert answers == {
         "IC": ["Keyboard", "Synth lead"],
@@ -354,9 +347,9 @@ def test_nsynth(tmp_path: Path) -> None:
 
 
 def test_speech_commands(tmp_path: Path) -> None:
-    tone(tmp_path / "two" / "5e3dde6b_nohash_2.wav")
-    tone(tmp_path / "off" / "d962e5ac_nohash_0.wav")
-    tone(tmp_path / "_background_noise_" / "white_noise.wav")
+    write_tone(tmp_path / "two" / "5e3dde6b_nohash_2.wav")
+    write_tone(tmp_path / "off" / "d962e5ac_nohash_0.wav")
+    write_tone(tmp_path / "_background_noise_" / "white_noise.wav")
     write(tmp_path / "testing_list.txt", "two/5e3dde6b_nohash_2.wav\n")
     write(tmp_path / "validation_list.txt", "")
     got, _ = items("speechcommands", tmp_path, "SCR")
@@ -394,7 +387,7 @@ def test_slurp(tmp_path: Path) -> None:
         json.dumps({"9054": {"recordings": {"audio-1497872916.flac": {"usrid": "FE-235"}}}}),
     )
     for f in ("audio-1497872916-headset.flac", "audio-1497872916.flac", "audio-1.flac"):
-        tone(tmp_path / "slurp_real" / f)
+        write_tone(tmp_path / "slurp_real" / f)
     ip, log = items("slurp", tmp_path, "IP")
     assert [i.answer for i in ip] == ["Calendar set", "Calendar set", "Iot hue lightoff"]
     assert ip[1].metadata == {
@@ -415,7 +408,7 @@ def test_speechocean762(tmp_path: Path) -> None:
         write(tmp_path / split / "wav.scp", f"{utt}\tWAVE/SPEAKER0003/{utt}.WAV\n".replace("\t", " "))
         write(tmp_path / split / "text", f"{utt} MARK IS GOING\n")
         write(tmp_path / split / "utt2spk", f"{utt} 0003\n")
-        tone(tmp_path / "WAVE" / "SPEAKER0003" / f"{utt}.WAV", format="WAV")
+        write_tone(tmp_path / "WAVE" / "SPEAKER0003" / f"{utt}.WAV", format="WAV")
     word = {
         "accuracy": 10,
         "stress": 10,

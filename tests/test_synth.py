@@ -14,6 +14,7 @@ import pytest
 
 from llaso.builders import synth
 from llaso.builders.tts import TTSError
+from llaso.cli import data_synth
 from llaso.corpus.audio import load_audio
 from llaso.schema import Modality
 
@@ -213,18 +214,18 @@ def test_missing_espeak_names_the_package(tmp_path, monkeypatch, capsys):
         no_stats=True,
         no_progress=True,
     )
-    assert synth.run(args) == 2
+    assert data_synth.run(args) == 2
     err = capsys.readouterr().err
     assert "apt-get install espeak-ng" in err and "make setup" in err
 
 
 def test_cli_wiring_and_hidden_tiny_size():
     p = argparse.ArgumentParser()
-    synth.add_arguments(p)
+    data_synth.add_arguments(p)
     args = p.parse_args(["--out", "x", "--size", "tiny"])
     assert args.size == "tiny" and args.tts == "espeak-ng" and args.workers == synth.DEFAULT_WORKERS
     assert "tiny" not in p.format_help()
-    assert synth.DESCRIPTION and "llaso data synth" in synth.EXAMPLES
+    assert data_synth.DESCRIPTION and "llaso data synth" in data_synth.EXAMPLES
 
 
 @pytest.mark.parametrize("share", [0.0, 1.0])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from llaso.tasks.cli import run_show, task_to_dict
+from llaso.cli.tasks import run_show, task_to_dict
 from llaso.tasks.registry import (
     LABELS_PLACEHOLDER,
     Registry,

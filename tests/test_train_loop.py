@@ -20,7 +20,8 @@ from llaso.model.modeling import LlasoForConditionalGeneration, build_tiny_llaso
 from llaso.train.checkpoint import ORIGINAL_PROJECTOR_FILE, PROJECTOR_FILE, list_checkpoints, read_projector
 from llaso.train.config import load_config
 from llaso.train.trainer import PreflightError, TrainingModule, TrainingOOMError, train
-from test_train_data import TINY, TINY_CONFIG, make_corpus
+
+from helpers.train import TINY, TINY_CONFIG, make_corpus
 
 
 def write_config(root: Path, corpus: Path, stage: str = "align", **sections: Any) -> Path:

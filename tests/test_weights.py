@@ -14,7 +14,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from llaso.demo.real_speech import fetch_pocketsphinx_testdata, librivox_utterances
 from llaso.model import weights as W
 from llaso.model.ct2 import CT2FormatError, read_ct2_model, read_whisper, whisper_config
 
@@ -524,60 +524,6 @@ def test_cli_list_and_help(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "--only" in capsys.readouterr().out
 
 
-# ---- pocketsphinx test data ----------------------------------------------------------------------------
-def _fake_sdist(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    src = folder / "src" / "pocketsphinx-5.1.1"
-    (src / "test/data/librivox").mkdir(parents=True)
-    (src / "test/data/cards").mkdir(parents=True)
-    (src / "test/data/librivox/a.wav").write_bytes(b"RIFF")
-    (src / "test/data/librivox/a.txt").write_text(" hello  world\n")
-    (src / "test/data/librivox/a.json").write_text("{}")  # not extracted
-    (src / "test/data/cards/001.wav").write_bytes(b"RIFF")
-    (src / "setup.py").write_text("")  # not extracted
-    with tarfile.open(folder / "pocketsphinx-5.1.1.tar.gz", "w:gz") as tar:
-        tar.add(src, arcname="pocketsphinx-5.1.1")
-    shutil.rmtree(folder / "src")
-
-
-def test_fetch_pocketsphinx_testdata_extracts_only_the_data_and_reuses_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls: list[list[str]] = []
-
-    def fake_run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-        calls.append(cmd)
-        _fake_sdist(Path(cmd[cmd.index("-d") + 1]))
-        return subprocess.CompletedProcess(cmd, 0, "", "")
-
-    monkeypatch.setattr(subprocess, "run", fake_run)
-    data = W.fetch_pocketsphinx_testdata(tmp_path)
-    assert data == tmp_path / "pocketsphinx-5.1.1" / "test" / "data"
-    files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
-    assert files == [
-        "pocketsphinx-5.1.1/.complete",
-        "pocketsphinx-5.1.1/test/data/cards/001.wav",
-        "pocketsphinx-5.1.1/test/data/librivox/a.txt",
-        "pocketsphinx-5.1.1/test/data/librivox/a.wav",
-    ]
-    (cmd,) = calls
-    assert cmd[1:4] == ["-m", "pip", "download"] and "pocketsphinx==5.1.1" in cmd and "--no-deps" in cmd
-    assert W.librivox_utterances(data) == [(data / "librivox/a.wav", "hello world")]
-    assert W.fetch_pocketsphinx_testdata(tmp_path) == data and len(calls) == 1  # reused
-
-
-def test_fetch_pocketsphinx_testdata_reports_pip_failure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def fake_run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-        return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found\n")
-
-    monkeypatch.setattr(subprocess, "run", fake_run)
-    with pytest.raises(OSError, match="No matching distribution"):
-        W.fetch_pocketsphinx_testdata(tmp_path)
-    assert not (tmp_path / "pocketsphinx-5.1.1").exists()
-
-
 # ---- the real weights (slow) ------------------------------------------------------------------------------
 def _need(*names: str) -> None:
     for name in names:
@@ -616,7 +562,7 @@ def imported(weights_root: Path) -> Any:
 @pytest.fixture(scope="session")
 def librivox(request: pytest.FixtureRequest) -> list[tuple[Path, str]]:
     cache = request.config.cache.mkdir("llaso-pocketsphinx") if request.config.cache else None
-    return W.librivox_utterances(W.fetch_pocketsphinx_testdata(cache))
+    return librivox_utterances(fetch_pocketsphinx_testdata(cache))
 
 
 def _transcribe(folder: Path, wavs: list[Path]) -> list[str]:

@@ -20,40 +20,25 @@ give the same files.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import random
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from llaso.builders.compose import ComposeError, Item, TTSChoice, choose_modality, compose
+from llaso.builders.sources import get_adapter
+from llaso.builders.sources.base import Adapter, IssueLog
+from llaso.builders.tts import TTSError
+from llaso.corpus.audio import AudioInfo, probe_many
+from llaso.corpus.jsonio import write_bytes_atomic, write_json_atomic, write_records
+from llaso.corpus.stats import compute_stats, draw_donut
 from llaso.schema import Modality
-
-if TYPE_CHECKING:
-    from llaso.builders.compose import Item, TTSChoice
-    from llaso.builders.sources.base import Adapter
-
-DESCRIPTION = """\
-Build LLaSO samples from a labelled audio corpus read in its own published layout (see `--list` and
-docs/corpus-building.md). Each item gets a modality configuration drawn with --modalities (ASR: always
-(t,a), into the Align set); a seeded Eval split, stratified by task x configuration and sharing no audio
-file with the training sets, is held out; (a) records get a spoken instruction (espeak-ng TTS) joined with
-the input audio. Missing or unreadable source files are listed in DIR/build_report.json and the rest is
-built. DIR also gets a data card (README.md, stats/) and a link DIR/<corpus> -> ROOT, so DIR is the audio
-root of the records.
-"""
-
-EXAMPLES = """\
-  llaso data build vctk --root /data/VCTK-Corpus-0.92 --out built/vctk
-  llaso data build cremad --root /data/CREMA-D --task ER --task EIE --out built/cremad --seed 1
-  llaso data build common-voice --root /data/cv-corpus-17.0/en --limit 20000 --out built/cv \\
-      --modalities text_audio=0.8,pure_audio=0.2 --eval-per-stratum 100
-  llaso data build my_labels.csv --out built/mine       # a CSV/TSV manifest: audio,task,answer,...
-  llaso data build --list
-"""
+from llaso.tasks.registry import Registry, load_registry
+from llaso.utils.progress import progress_bar
 
 DEFAULT_RATIOS: dict[Modality, float] = {
     Modality.TEXT_AUDIO: 0.6,
@@ -143,8 +128,6 @@ class BuildReport:
 
 
 def _stratum_key(kv: tuple[tuple[str, str], Any]) -> tuple[int, str, int]:
-    from llaso.tasks.registry import load_registry
-
     (t, m), _ = kv
     order = [x.abbr for x in load_registry()]
     return (order.index(t) if t in order else 99, t, [x.value for x in Modality].index(m))
@@ -204,18 +187,50 @@ def build(
     `out_dir/<corpus>` a symbolic link to the corpus root, so the voice paths `<corpus>/...` resolve against
     `out_dir`; without it, voice paths are relative to the corpus root and TTS files are written there.
     """
-    from llaso.builders.compose import ComposeError, choose_modality, compose
-    from llaso.builders.sources import get_adapter
-    from llaso.builders.sources.base import IssueLog
-    from llaso.builders.tts import TTSError
-    from llaso.tasks.registry import load_registry
-
     if audio_check not in AUDIO_CHECKS:
         raise ValueError(f"audio_check must be one of {AUDIO_CHECKS}, got {audio_check!r}")
     if not 0 <= eval_fraction <= 1:
         raise ValueError("eval_fraction must be between 0 and 1")
-    adapter = get_adapter(source) if isinstance(source, str) else source
+    adapter, given, corpus_root, task_list = _open_corpus(source, root, tasks)
     registry = load_registry()
+    weights = parse_ratios(ratios)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "ratios": {m.value: w for m, w in weights.items()},
+        "eval_fraction": eval_fraction,
+        "eval_per_stratum": eval_per_stratum,
+        "limit": limit,
+        "audio_check": audio_check,
+        "link": link,
+    }
+    report = BuildReport(adapter.name, str(corpus_root), str(out), seed, task_list, settings=settings)
+
+    log = IssueLog()
+    items = _read_items(adapter, given, task_list, log, limit, seed, report)
+    durations, items = _drop_unusable_audio(items, corpus_root, audio_check, workers, progress, report)
+    modality = _assign_modalities(items, weights, seed)
+    in_eval = split_eval(items, modality, eval_fraction, eval_per_stratum, seed)
+    if link:
+        _link_corpus(out / adapter.name, corpus_root)
+    composer = _Composer(
+        registry, seed, tts, prefix=adapter.name if link else "", audio_root=out if link else corpus_root
+    )
+    groups = composer.compose_all(items, modality, in_eval, durations, report, progress)
+    written = _write_groups(groups, out, adapter.name, report)
+    report.source_issues = [i.to_dict() for i in log.issues]
+    report.skipped = dict(sorted(log.skipped.items()))
+    write_json_atomic(out / "build_report.json", report.to_dict())
+    write_data_card(report, out, written)
+    return report
+
+
+def _open_corpus(
+    source: str | Adapter, root: str | os.PathLike[str], tasks: Sequence[str] | None
+) -> tuple[Adapter, Path, Path, list[str]]:
+    """The corpus's adapter, its root as given, the folder its audio paths are relative to, and the tasks
+    to build (default: those the adapter serves) as registry abbreviations, each once."""
+    adapter = get_adapter(source) if isinstance(source, str) else source
     given = Path(root)
     corpus_root = adapter.corpus_root(given)
     if not given.exists():
@@ -224,27 +239,20 @@ def build(
     task_list = list(dict.fromkeys(task_list))
     if not task_list:
         raise ValueError(f"{adapter.name}: no tasks to build")
-    weights = parse_ratios(ratios)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    report = BuildReport(
-        corpus=adapter.name,
-        root=str(corpus_root),
-        out_dir=str(out),
-        seed=seed,
-        tasks=task_list,
-        settings={
-            "ratios": {m.value: w for m, w in weights.items()},
-            "eval_fraction": eval_fraction,
-            "eval_per_stratum": eval_per_stratum,
-            "limit": limit,
-            "audio_check": audio_check,
-            "link": link,
-        },
-    )
+    return adapter, given, corpus_root, task_list
 
-    # 1. items, per task
-    log = IssueLog()
+
+def _read_items(
+    adapter: Adapter,
+    given: Path,
+    task_list: Sequence[str],
+    log: IssueLog,
+    limit: int | None,
+    seed: int,
+    report: BuildReport,
+) -> list[Item]:
+    """Phase 1: the adapter's items, task by task, sorted by id; a repeated id is skipped (and counted);
+    `limit` keeps a seeded sample per task."""
     items: list[Item] = []
     seen_ids: set[str] = set()
     for task in task_list:
@@ -260,8 +268,19 @@ def build(
             got = sorted(_rng(seed, "limit", task).sample(got, limit), key=lambda i: i.id)
         report.items[task] = len(got)
         items.extend(got)
+    return items
 
-    # 2. audio: every distinct source file once, in parallel
+
+def _drop_unusable_audio(
+    items: list[Item],
+    corpus_root: Path,
+    audio_check: str,
+    workers: int | None,
+    progress: bool,
+    report: BuildReport,
+) -> tuple[dict[str, float], list[Item]]:
+    """Phase 2: every distinct source file checked once, in parallel; the files that cannot be used go to
+    the report with the items and tasks they cost. Returns (seconds per audio path, the usable items)."""
     durations, bad = _check_audio(items, corpus_root, audio_check, workers, progress)
     for path, (kind, detail) in sorted(bad.items()):
         users = [i for i in items if i.audio == path]
@@ -274,52 +293,77 @@ def build(
                 "tasks": sorted({i.task for i in users}),
             }
         )
-    items = [i for i in items if i.audio not in bad]
+    return durations, [i for i in items if i.audio not in bad]
 
-    # 3. configuration per item, then the eval split
+
+def _assign_modalities(
+    items: Sequence[Item], weights: Mapping[Modality, float], seed: int
+) -> dict[str, Modality]:
+    """Phase 3: each item's configuration, drawn from its own seeded generator (ASR is always (t,a))."""
     modality: dict[str, Modality] = {}
-    ratio_map: dict[Modality | str, float] = {m: w for m, w in weights.items()}
     for it in items:
         if it.task == ALIGN_TASK:
             modality[it.id] = Modality.TEXT_AUDIO
         else:
-            modality[it.id] = choose_modality(it, _rng(seed, "modality", it.id), ratio_map)
-    in_eval = split_eval(items, modality, eval_fraction, eval_per_stratum, seed)
+            modality[it.id] = choose_modality(it, _rng(seed, "modality", it.id), weights)
+    return modality
 
-    # 4. compose
-    prefix = adapter.name if link else ""
-    audio_root = out if link else corpus_root
-    if link:
-        _link_corpus(out / adapter.name, corpus_root)
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    rec_seconds: dict[str, float] = defaultdict(float)
-    from llaso.utils.progress import progress_bar
 
-    with progress_bar(desc="composing", unit="rec", total=len(items), disable=not progress) as bar:
-        for it in items:
-            mod = modality[it.id]
-            item = _with_prefix(it, prefix)
-            try:
-                rec = compose(
-                    item, mod, root=audio_root, rng=_rng(seed, "compose", it.id), registry=registry, tts=tts
-                )
-            except (ComposeError, TTSError, OSError, ValueError) as e:
-                report.compose_errors.append({"id": it.id, "error": f"{type(e).__name__}: {e}"})
+RecordGroups = dict[tuple[str, str, str], list[dict[str, Any]]]  # (set, task, configuration) -> records
+
+
+@dataclass(frozen=True)
+class _Composer:
+    """Phase 4: items into records. `prefix` is put before every voice path (the `out/<corpus>` link);
+    spoken instructions and (a) clips are written under `audio_root`."""
+
+    registry: Registry
+    seed: int
+    tts: TTSChoice
+    prefix: str
+    audio_root: Path
+
+    def compose_all(
+        self,
+        items: Sequence[Item],
+        modality: Mapping[str, Modality],
+        in_eval: set[str],
+        durations: Mapping[str, float],
+        report: BuildReport,
+        progress: bool,
+    ) -> RecordGroups:
+        """The records grouped by output file; items that fail go to `report.compose_errors`."""
+        groups: RecordGroups = defaultdict(list)
+        rec_seconds: dict[str, float] = defaultdict(float)
+        with progress_bar(desc="composing", unit="rec", total=len(items), disable=not progress) as bar:
+            for it in items:
+                mod = modality[it.id]
+                try:
+                    rec = self.compose_one(it, mod)
+                except (ComposeError, TTSError, OSError, ValueError) as e:
+                    report.compose_errors.append({"id": it.id, "error": f"{type(e).__name__}: {e}"})
+                    bar.update(1)
+                    continue
+                part = "eval" if it.id in in_eval else "align" if it.task == ALIGN_TASK else "instruct"
+                groups[part, it.task, mod.value].append(rec)
+                c = report.strata.setdefault((it.task, mod.value), {"train": 0, "eval": 0})
+                c["eval" if part == "eval" else "train"] += 1
+                rec_seconds[it.task] += _record_seconds(rec, durations.get(it.audio))
                 bar.update(1)
-                continue
-            part = "eval" if it.id in in_eval else "align" if it.task == ALIGN_TASK else "instruct"
-            groups[part, it.task, mod.value].append(rec)
-            c = report.strata.setdefault((it.task, mod.value), {"train": 0, "eval": 0})
-            c["eval" if part == "eval" else "train"] += 1
-            rec_seconds[it.task] += _record_seconds(rec, durations.get(it.audio))
-            bar.update(1)
+        report.seconds = {t: round(s, 3) for t, s in rec_seconds.items()}
+        return groups
 
-    # 5. write
-    from llaso.corpus.jsonio import write_json_atomic, write_records
+    def compose_one(self, it: Item, mod: Modality) -> dict[str, Any]:
+        rng = _rng(self.seed, "compose", it.id)
+        item = _with_prefix(it, self.prefix)
+        return compose(item, mod, root=self.audio_root, rng=rng, registry=self.registry, tts=self.tts)
 
+
+def _write_groups(groups: RecordGroups, out: Path, corpus: str, report: BuildReport) -> list[Path]:
+    """Phase 5: one file per (set, task, configuration), records sorted by id; listed in the report."""
     written: list[Path] = []
     for (part, task, mod_name), recs in sorted(groups.items()):
-        target = output_path(out, part, adapter.name, task, Modality(mod_name))
+        target = output_path(out, part, corpus, task, Modality(mod_name))
         recs.sort(key=lambda r: str(r["id"]))
         n = write_records(target, recs)
         written.append(target)
@@ -332,12 +376,7 @@ def build(
                 "records": n,
             }
         )
-    report.seconds = {t: round(s, 3) for t, s in rec_seconds.items()}
-    report.source_issues = [i.to_dict() for i in log.issues]
-    report.skipped = dict(sorted(log.skipped.items()))
-    write_json_atomic(out / "build_report.json", report.to_dict())
-    write_data_card(report, out, written)
-    return report
+    return written
 
 
 def output_path(out: Path, part: str, corpus: str, task: str, modality: Modality) -> Path:
@@ -349,8 +388,6 @@ def output_path(out: Path, part: str, corpus: str, task: str, modality: Modality
 
 
 def _with_prefix(it: Item, prefix: str) -> Item:
-    import dataclasses
-
     if not prefix or not it.audio:
         return it
     return dataclasses.replace(it, audio=f"{prefix}/{it.audio}")
@@ -391,8 +428,6 @@ def _check_audio(
             if not full.is_file():
                 bad[p] = ("missing", "no such file")
         return durations, bad
-    from llaso.corpus.audio import AudioInfo, probe_many
-
     by_full = {str(root / p): p for p in paths}
     for fp, res in probe_many(list(by_full), workers=workers, progress=progress, desc="checking audio"):
         p = by_full[fp]
@@ -453,9 +488,6 @@ def split_eval(
 
 def write_data_card(report: BuildReport, out: Path, files: Sequence[Path]) -> None:
     """`out/stats/stats.json`, `out/stats/donut.png` and `out/README.md`."""
-    from llaso.corpus.jsonio import write_bytes_atomic, write_json_atomic
-    from llaso.corpus.stats import compute_stats, draw_donut
-
     stats = compute_stats(files, progress=False)
     stats.files = [Path(f).relative_to(out).as_posix() for f in stats.files]
     stats.seconds = {t: report.seconds.get(t, 0.0) for t in stats.tasks()}
@@ -506,82 +538,48 @@ def write_data_card(report: BuildReport, out: Path, files: Sequence[Path]) -> No
     write_bytes_atomic(out / "README.md", "\n".join(lines))
 
 
-# ---- command line ------------------------------------------------------------------------------------------
+# ---- typed options ----------------------------------------------------------------------------------------
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "source",
-        nargs="?",
-        metavar="SOURCE",
-        help="corpus name (see --list), or a CSV/TSV manifest file",
-    )
-    p.add_argument("--root", metavar="PATH", help="the corpus folder (for a manifest: the file)")
-    p.add_argument(
-        "--task",
-        action="append",
-        metavar="ABBR",
-        help="task to build (repeat, or comma-separated; default: every task of the corpus)",
-    )
-    p.add_argument("--out", metavar="DIR", help="output folder")
-    p.add_argument(
-        "--modalities",
-        metavar="SPEC",
-        help="relative weights of the configurations, e.g. text_audio=0.8,pure_audio=0.2 "
-        "(default: text_audio 0.6, audio_text 0.2, pure_audio 0.2; ASR is always text_audio)",
-    )
-    p.add_argument("--eval-fraction", type=float, default=0.1, metavar="F", help="eval share per stratum")
-    p.add_argument("--eval-per-stratum", type=int, metavar="N", help="at most N eval items per stratum")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, metavar="N", help="at most N items per task (a seeded sample)")
-    p.add_argument(
-        "--audio-check",
-        choices=AUDIO_CHECKS,
-        default="full",
-        help="full: decode every source file; exists: only check that it exists; off: trust the corpus",
-    )
-    p.add_argument("--workers", type=int, metavar="N", help="parallel audio checks (default: CPUs)")
-    p.add_argument("--no-link", action="store_true", help="no DIR/<corpus> link; paths relative to ROOT")
-    p.add_argument("--list", action="store_true", help="list the corpora, their tasks and layouts")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+@dataclass
+class BuildOptions:
+    """The settings of `build` as one typed object (`llaso data build` builds it from its flags)."""
+
+    tasks: list[str] | None = None  # registry abbreviations; None: every task of the corpus
+    ratios: str | None = None  # e.g. "text_audio=0.8,pure_audio=0.2"; None: DEFAULT_RATIOS
+    eval_fraction: float = 0.1
+    eval_per_stratum: int | None = None
+    seed: int = 0
+    limit: int | None = None
+    audio_check: str = "full"  # one of AUDIO_CHECKS
+    workers: int | None = None
+    progress: bool = False
+    link: bool = True
 
 
-def run(args: argparse.Namespace) -> int:
-    from llaso.builders.sources import ADAPTERS
-
-    if args.list:
-        for name, a in ADAPTERS.items():
-            print(f"{name:<15} {', '.join(a.tasks) or 'any task'}\n{'':<15} {a.layout}")
-        return 0
-    if not args.source or not args.out:
-        print("error: SOURCE and --out are required (or --list)", file=sys.stderr)
-        return 2
-    source, root = args.source, args.root
+def manifest_source(source: str, root: str | None) -> tuple[str, str | None]:
+    """(adapter, root): a CSV/TSV file given as the source is read by the `manifest` adapter as its root."""
     if root is None and source.lower().endswith((".csv", ".tsv")):
-        source, root = "manifest", source
-    if root is None:
-        print("error: --root is required", file=sys.stderr)
-        return 2
-    tasks = [t for arg in args.task or [] for t in arg.split(",") if t.strip()] or None
-    try:
-        report = build(
-            source,
-            root,
-            tasks,
-            args.out,
-            ratios=args.modalities,
-            eval_fraction=args.eval_fraction,
-            eval_per_stratum=args.eval_per_stratum,
-            seed=args.seed,
-            limit=args.limit,
-            audio_check=args.audio_check,
-            workers=args.workers,
-            progress=not args.no_progress and sys.stderr.isatty(),
-            link=not args.no_link,
-        )
-    except (KeyError, ValueError, LookupError, FileNotFoundError, FileExistsError) as e:
-        print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
-        return 2
-    print(report.summary())
-    print(f"wrote {Path(args.out) / 'build_report.json'} and {Path(args.out) / 'README.md'}")
-    return 0 if report.ok else 1
+        return "manifest", source
+    return source, root
+
+
+def build_corpus(
+    source: str | Adapter, root: str | os.PathLike[str], out_dir: str | os.PathLike[str], opts: BuildOptions
+) -> BuildReport:
+    """`build` with its settings from `opts`."""
+    return build(
+        source,
+        root,
+        opts.tasks,
+        out_dir,
+        ratios=opts.ratios,
+        eval_fraction=opts.eval_fraction,
+        eval_per_stratum=opts.eval_per_stratum,
+        seed=opts.seed,
+        limit=opts.limit,
+        audio_check=opts.audio_check,
+        workers=opts.workers,
+        progress=opts.progress,
+        link=opts.link,
+    )

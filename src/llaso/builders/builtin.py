@@ -12,6 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import soundfile as sf
+
 from llaso.corpus.jsonio import write_records
 from llaso.schema import Modality
 from llaso.tasks.registry import Registry, Source, Task, load_registry
@@ -55,9 +58,7 @@ def _answer(task: Task, source: Source, rng: random.Random, i: int) -> str:
     return text.capitalize() + "."
 
 
-def _tone(rng: random.Random, seconds: float) -> Any:
-    import numpy as np
-
+def _tone(rng: random.Random, seconds: float) -> np.ndarray:
     t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     freq = rng.uniform(110, 880)
     wave = 0.3 * np.sin(2 * np.pi * freq * t) + 0.02 * np.random.default_rng(
@@ -75,8 +76,6 @@ def write_builtin_corpus(
 ) -> list[Path]:
     """Write the corpus under `root`: `<modality>/<task>_<source>_train.json` and `audio/*.wav`.
     Returns the JSON files written."""
-    import soundfile as sf
-
     reg = registry or load_registry()
     rng = random.Random(seed)
     root = Path(root)

@@ -1,4 +1,4 @@
-"""Turn one labelled item into a LLaSO record in one of the three modality configurations (REFERENCE §5.3).
+"""Turn one labelled item into a LLaSO record in one of the release's three modality configurations.
 
 An `Item` is what a corpus adapter (or `llaso data synth`) knows about one example: its input audio, the
 answer, optionally a text input (AQA passages and questions). `compose` makes the record:
@@ -23,17 +23,33 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from llaso.builders.tts import DEFAULT_RATE, TARGET_SAMPLE_RATE, Voice
+import numpy as np
+
+from llaso.builders.tts import (
+    DEFAULT_RATE,
+    ESPEAK_ENGLISH,
+    TARGET_SAMPLE_RATE,
+    Voice,
+    synthesize,
+    wav_duration,
+    write_wav,
+)
+from llaso.corpus.audio import load_audio
 from llaso.schema import AUDIO_PLACEHOLDER, Modality
-
-if TYPE_CHECKING:
-    from llaso.tasks.registry import Registry, Source, Task
+from llaso.tasks.registry import Registry, Source, Task, load_registry
 
 DEFAULT_SILENCE = 0.3  # seconds between the spoken instruction and the input audio in (a)
-# Suffixes of the record id per configuration, as in the release's eval file names (REFERENCE §5.3).
+# Suffixes of the record id per configuration, as the release's eval file names have them: (a,t) files end
+# in `_instruction_0`, (a) files in `_end`, (t,a) files in nothing (or `_input_1` for AQA).
 ID_SUFFIX = {Modality.TEXT_AUDIO: "", Modality.AUDIO_TEXT: "_instruction_0", Modality.PURE_AUDIO: "_end"}
+# What an item lacks when it cannot be written in a configuration.
+_NEEDS = {
+    Modality.TEXT_AUDIO: "input audio",
+    Modality.AUDIO_TEXT: "a text input",
+    Modality.PURE_AUDIO: "input audio or a text input",
+}
 
 # Voices for spoken instructions when the caller gives none: espeak-ng English accents, a few variants, and
 # the release's speeds 0.8/1.0/1.2.
@@ -135,8 +151,6 @@ def default_instruction_voice(rng: random.Random) -> Voice:
 
 
 def _accent_label(name: str) -> str | None:
-    from llaso.builders.tts import ESPEAK_ENGLISH
-
     return ESPEAK_ENGLISH.get(name)
 
 
@@ -186,9 +200,7 @@ def render_instruction(
         return task.render(templates[k], source) if source is not None else templates[k]
 
     indices = list(range(len(templates)))
-    if (
-        max_words is not None
-    ):  # spoken instructions: the templates that are short once their labels are filled
+    if max_words is not None:  # spoken: the templates that are short once their labels are filled
         lengths = {i: len(fill(i).split()) for i in indices}
         short = [i for i in indices if lengths[i] <= max_words]
         indices = short or sorted(indices, key=lambda i: (lengths[i], i))[:3]
@@ -208,8 +220,6 @@ def speak(text: str, voice: Voice, root: Path, stem: str, *, subdir: str = "tts"
     """The TTS file for `text` under `root/subdir/`, made unless it exists; returns (relative path, seconds).
     The name is `{stem}-{hash}_{accent}_{speed}_{k}.wav`, the hash covering text and voice, so a changed text
     never reuses a stale file."""
-    from llaso.builders.tts import synthesize, wav_duration
-
     name = voice.file_name(f"{_slug(stem)}-{_digest(text, repr(voice))}")
     rel = f"{subdir}/{name}"
     path = root / rel
@@ -220,11 +230,6 @@ def speak(text: str, voice: Voice, root: Path, stem: str, *, subdir: str = "tts"
 
 def concat_audio(parts: list[Path], out: Path, silence: float = DEFAULT_SILENCE) -> float:
     """Join audio files (each loaded as 16 kHz mono) with `silence` seconds between; returns the duration."""
-    import numpy as np
-
-    from llaso.builders.tts import write_wav
-    from llaso.corpus.audio import load_audio
-
     gap = np.zeros(round(silence * TARGET_SAMPLE_RATE), dtype=np.float32)
     pieces: list[np.ndarray] = []
     for i, p in enumerate(parts):
@@ -253,8 +258,6 @@ def compose(
     prefers templates of at most that many words (labels filled in) for spoken instructions, or else the three
     shortest (keeps (a) clips short).
     Raises `ComposeError` for a configuration the item does not allow, `TTSError` if synthesis fails."""
-    from llaso.tasks.registry import load_registry
-
     reg = registry or load_registry()
     mod = modality if isinstance(modality, Modality) else Modality.parse(modality)
     try:
@@ -262,16 +265,7 @@ def compose(
     except Exception as e:
         raise ComposeError(str(e)) from None
     if mod not in allowed_modalities(item):
-        raise ComposeError(
-            f"{item.id}: {mod.notation} needs "
-            + (
-                "input audio or a text input"
-                if mod is Modality.PURE_AUDIO
-                else "input audio"
-                if mod is Modality.TEXT_AUDIO
-                else "a text input"
-            )
-        )
+        raise ComposeError(f"{item.id}: {mod.notation} needs {_NEEDS[mod]}")
     root = Path(root)
     meta: dict[str, Any] = dict(item.metadata)
     if item.source is not None:
@@ -279,45 +273,19 @@ def compose(
     if item.split is not None:
         meta["split"] = item.split
     meta["modality"] = mod.notation
-    voice_paths: list[str]
 
     if mod is Modality.TEXT_AUDIO:
         text, k = render_instruction(task, item, rng)
-        human = text + AUDIO_PLACEHOLDER
-        voice_paths = [item.audio]
+        human, voice_paths = text + AUDIO_PLACEHOLDER, [item.audio]
         meta["template"] = k
     else:
-        if item.instruction is not None:
-            instruction, k = item.instruction, None
-        else:
-            instruction, k = render_instruction(task, item, rng, max_words=max_instruction_words)
-        voice = _pick_voice(tts, rng)
-        stem = item.id
-        tts_rel, tts_secs = speak(instruction, voice, root, stem)
-        meta["instruction"] = instruction
-        meta["template"] = k
-        meta["tts"] = {**voice.to_metadata(), "file": tts_rel, "duration": round(tts_secs, 3)}
+        tts_rel, voice = _spoken_instruction(task, item, rng, root, meta, tts, max_instruction_words)
         if mod is Modality.AUDIO_TEXT:
-            human = AUDIO_PLACEHOLDER + (item.text_input or "")
-            voice_paths = [tts_rel]
+            human, voice_paths = AUDIO_PLACEHOLDER + (item.text_input or ""), [tts_rel]
         else:
             prompts = reg.generic_prompts or ("Listen to the recording and do what it asks.",)
             human = rng.choice(prompts) + AUDIO_PLACEHOLDER
-            if item.audio:
-                input_rel = item.audio
-            else:  # no input audio: the question itself is spoken, in the instruction's voice
-                input_rel, _ = speak(item.text_input or "", voice, root, f"{stem}-input")
-            parts = [tts_rel, input_rel]
-            concat_rel = f"concat/{_slug(stem)}-{_digest(*parts, f'{silence:.3f}')}.wav"
-            out = root / concat_rel
-            if out.exists():
-                from llaso.builders.tts import wav_duration
-
-                secs = wav_duration(out)
-            else:
-                secs = concat_audio([root / p for p in parts], out, silence)
-            meta["concat"] = {"parts": parts, "silence": silence, "duration": round(secs, 3)}
-            voice_paths = [concat_rel]
+            voice_paths = [_joined_clip(item, root, meta, tts_rel, voice, silence)]
 
     return {
         "id": f"{item.id}{ID_SUFFIX[mod]}",
@@ -327,3 +295,44 @@ def compose(
         "conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": item.answer}],
         "metadata": meta,
     }
+
+
+def _spoken_instruction(
+    task: Task,
+    item: Item,
+    rng: random.Random,
+    root: Path,
+    meta: dict[str, Any],
+    tts: TTSChoice,
+    max_words: int | None,
+) -> tuple[str, Voice]:
+    """The (a,t) and (a) instruction spoken by TTS: its file (relative to `root`) and the voice speaking it;
+    what was spoken, and how, goes into the record's metadata `meta`."""
+    if item.instruction is not None:
+        instruction, k = item.instruction, None
+    else:
+        instruction, k = render_instruction(task, item, rng, max_words=max_words)
+    voice = _pick_voice(tts, rng)
+    tts_rel, tts_secs = speak(instruction, voice, root, item.id)
+    meta["instruction"] = instruction
+    meta["template"] = k
+    meta["tts"] = {**voice.to_metadata(), "file": tts_rel, "duration": round(tts_secs, 3)}
+    return tts_rel, voice
+
+
+def _joined_clip(
+    item: Item, root: Path, meta: dict[str, Any], tts_rel: str, voice: Voice, silence: float
+) -> str:
+    """The (a) clip: the spoken instruction, `silence` seconds, then the input audio (an item without input
+    audio has its text input spoken, in the instruction's voice); made unless it exists. Returns its path
+    relative to `root`; its parts go into the record's metadata `meta`."""
+    if item.audio:
+        input_rel = item.audio
+    else:
+        input_rel, _ = speak(item.text_input or "", voice, root, f"{item.id}-input")
+    parts = [tts_rel, input_rel]
+    concat_rel = f"concat/{_slug(item.id)}-{_digest(*parts, f'{silence:.3f}')}.wav"
+    out = root / concat_rel
+    secs = wav_duration(out) if out.exists() else concat_audio([root / p for p in parts], out, silence)
+    meta["concat"] = {"parts": parts, "silence": silence, "duration": round(secs, 3)}
+    return concat_rel

@@ -11,8 +11,7 @@ espeak-ng also gives phonemes: `phonemes(text)` is its IPA (`--ipa`), `mnemonics
 mnemonics (`-x`), which it accepts back as phoneme input (`[[h@l'oU]]`), so controlled mispronunciations can
 be spoken (`EspeakBackend.synthesize_phonemes`).
 
-A missing program raises `TTSError` naming the Debian package to install (or `make setup`). numpy, soundfile
-and soxr are imported inside the functions: command modules import this one at start-up.
+A missing program raises `TTSError` naming the Debian package to install (or `make setup`).
 """
 
 from __future__ import annotations
@@ -26,17 +25,19 @@ import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import numpy as np
+import numpy as np
+import soundfile as sf
+import soxr
 
 DEFAULT_BACKEND = "espeak-ng"
 DEFAULT_RATE = 175  # words per minute: espeak-ng's default, and the rate a "speed" of 1.0 stands for
 TARGET_SAMPLE_RATE = 16000
 _TIMEOUT = 60.0  # seconds per call; festival on a long text is the slowest case (~0.5 s per 10 s of speech)
 
-# English accents espeak-ng renders (OFFLINE §3), with the file-name tag and a human label.
+# The English accents espeak-ng (1.51) has, by voice name, with a human label; a TTS file name carries the
+# voice name upper-cased (`Voice.accent_tag`).
 ESPEAK_ENGLISH = {
     "en-us": "American",
     "en-us-nyc": "American (New York)",
@@ -89,7 +90,8 @@ class Voice:
         return "".join(c for c in (self.variant or "0") if c.isalnum()) or "0"
 
     def file_name(self, stem: str) -> str:
-        """`{stem}_{accent}_{speed}_{k}.wav`, the naming of the release's TTS files (REFERENCE §4.3)."""
+        """`{stem}_{accent}_{speed}_{k}.wav`, the naming of the release's TTS files (accent such as `EN-AU`,
+        speed 0.6-1.2, k the tone-colour index)."""
         return f"{stem}_{self.accent_tag}_{self.speed}_{self.tone_tag}.wav"
 
     def to_metadata(self) -> dict[str, Any]:
@@ -138,8 +140,6 @@ class TTSBackend:
 
     def render(self, text: str, voice: Voice, sample_rate: int = TARGET_SAMPLE_RATE) -> np.ndarray:
         """The utterance as float32 mono at `sample_rate`, without writing a file."""
-        import numpy as np
-
         if not text.strip():
             raise TTSError(f"{self.name}: empty text")
         self.check()
@@ -147,8 +147,6 @@ class TTSBackend:
         if samples.size == 0:
             raise TTSError(f"{self.name} produced no audio for {text[:60]!r}")
         if sr != sample_rate:
-            import soxr
-
             samples = soxr.resample(samples, sr, sample_rate)
         if self.name != "espeak-ng" and voice.amplitude is not None:
             samples = samples * (voice.amplitude / 100.0)
@@ -321,8 +319,6 @@ def phonemes(text: str, voice: str = "en-us") -> str:
 def parse_wav_bytes(raw: bytes) -> tuple[np.ndarray, int]:
     """PCM16 WAV bytes as float32 mono. espeak-ng's `--stdout` header has placeholder sizes (0x7ffff000),
     so the data chunk is taken to run to the end of the buffer."""
-    import numpy as np
-
     if len(raw) < 12 or raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
         raise TTSError("the TTS program did not write a WAV stream")
     pos, sr, channels, bits = 12, 0, 1, 16
@@ -344,17 +340,12 @@ def parse_wav_bytes(raw: bytes) -> tuple[np.ndarray, int]:
 
 
 def _read_wav(path: Path) -> tuple[np.ndarray, int]:
-    import soundfile as sf
-
     data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     return data.mean(axis=1), int(sr)
 
 
 def wav_bytes(samples: np.ndarray, sample_rate: int = TARGET_SAMPLE_RATE) -> bytes:
     """Float samples in [-1, 1] as mono PCM16 WAV bytes."""
-    import numpy as np
-    import soundfile as sf
-
     buf = io.BytesIO()
     sf.write(buf, np.clip(samples, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
     return buf.getvalue()
@@ -380,7 +371,5 @@ def write_wav(
 
 
 def wav_duration(path: str | os.PathLike[str]) -> float:
-    import soundfile as sf
-
     info = sf.info(str(path))
     return info.frames / info.samplerate if info.samplerate else 0.0

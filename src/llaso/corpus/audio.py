@@ -6,22 +6,24 @@ before training reaches it. It raises `AudioError` for missing, unreadable, unde
 files and returns an `AudioInfo` otherwise; empty (0 frames) and all-silent files are returned, flagged,
 because whether they matter is the caller's decision (`llaso data validate` makes empty an error and
 silent a warning).
-
-numpy, soundfile and soxr are imported inside the functions: the CLI imports this module at start-up.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import os
 import struct
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import numpy as np
+import numpy as np
+import soundfile as sf
+import soxr
+
+from llaso.utils.progress import progress_bar
 
 TARGET_SAMPLE_RATE = 16000
 SILENCE_DB = -70.0  # a file whose peak stays below this (dBFS) counts as silent
@@ -66,8 +68,6 @@ class AudioInfo:
 
     @property
     def peak_db(self) -> float:
-        import math
-
         return 20 * math.log10(self.peak) if self.peak > 0 else float("-inf")
 
 
@@ -99,9 +99,6 @@ def _wav_declared_data_bytes(path: str | os.PathLike[str]) -> tuple[int, int] | 
 
 def probe_audio(path: str | os.PathLike[str], *, silence_db: float = SILENCE_DB) -> AudioInfo:
     """Header facts of an audio file, after decoding all of it; `AudioError` if it cannot be used."""
-    import numpy as np
-    import soundfile as sf
-
     p = Path(path)
     if not p.exists():
         raise AudioError(p, AudioErrorKind.MISSING, "no such file")
@@ -160,9 +157,6 @@ def _clean(msg: str, p: Path) -> str:
 
 def load_audio(path: str | os.PathLike[str], sr: int = TARGET_SAMPLE_RATE) -> np.ndarray:
     """The file as mono float32 at `sr` Hz (channels averaged, resampled with soxr)."""
-    import numpy as np
-    import soundfile as sf
-
     p = Path(path)
     if not p.exists():
         raise AudioError(p, AudioErrorKind.MISSING, "no such file")
@@ -174,8 +168,6 @@ def load_audio(path: str | os.PathLike[str], sr: int = TARGET_SAMPLE_RATE) -> np
         raise AudioError(p, AudioErrorKind.EMPTY, "0 frames")
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if int(file_sr) != sr:
-        import soxr
-
         mono = soxr.resample(mono, int(file_sr), sr)
     return np.ascontiguousarray(mono, dtype=np.float32)
 
@@ -195,10 +187,6 @@ def probe_many(
     """Probe files in a thread pool (libsndfile and numpy release the GIL), yielding (path, result) as they
     finish; a result is an `AudioInfo` or the `AudioError` the file raised. Shows a tqdm bar if `progress`.
     """
-    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-
-    from llaso.utils.progress import progress_bar
-
     n_workers = max(1, workers or os.cpu_count() or 1)
     items = iter(paths)
     if total is None and hasattr(paths, "__len__"):

@@ -12,7 +12,6 @@ The output is written atomically: an interrupted merge leaves no file that looks
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import hashlib
 import json
@@ -26,34 +25,22 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from llaso.corpus.jsonio import AtomicWriter, CorpusFormatError, expand_inputs, iter_records
+import numpy as np
+
+from llaso.corpus.jsonio import (
+    AtomicWriter,
+    CorpusFormatError,
+    expand_inputs,
+    iter_records,
+    write_json_atomic,
+)
 from llaso.schema import Sample, SampleError
-
-if TYPE_CHECKING:
-    import numpy as np
-
-    from llaso.tasks.registry import Registry
+from llaso.tasks.registry import Registry, load_registry
+from llaso.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
-
-DESCRIPTION = """\
-Concatenate LLaSO corpus files (JSON lists or JSONL) or whole folders, such as the release's modality
-folders audio_text/, pure_audio/ and text_audio/, into one file for training.
-
-Records keep every field. The task (from the file name) and the modality configuration (from the folder or
-file suffix) are written into each record as `task` and `modality`, because the merged file no longer
-carries that information (turn off with --no-annotate). Rules of --ratio/--cap apply to a task when KEY is
-a task abbreviation, otherwise to the files whose name matches KEY as a glob. A ratio above 1 repeats records.
-Invalid records (schema errors, <audio> count different from the voice paths) stop the merge, naming the
-file and record, unless --skip-invalid counts and skips them. The output is written atomically."""
-
-EXAMPLES = """\
-  llaso data merge LLaSO-Instruct/audio_text LLaSO-Instruct/pure_audio LLaSO-Instruct/text_audio \\
-      -o stage2_train.json --shuffle --seed 0
-  llaso data merge corpus/ -o small.jsonl --ratio ASR=0.1 --cap 'vctk_*=5000' --dedup content
-  llaso data merge a.json b.jsonl -o all.json --skip-invalid"""
 
 
 class MergeError(ValueError):
@@ -203,10 +190,6 @@ def _plan(
 ) -> tuple[np.ndarray, int]:
     """First pass: how many times each valid record is written (0 = dropped), in reading order, and how
     many records were dropped as duplicates."""
-    import numpy as np
-
-    from llaso.utils.progress import progress_bar
-
     hashes, file_ids, task_ids = array("Q"), array("i"), array("i")
     task_names: dict[str | None, int] = {}
     with progress_bar(desc="planning", unit="rec", disable=not opts.progress) as bar:
@@ -240,8 +223,6 @@ def _plan(
 
 def _resample(counts: np.ndarray, idx: np.ndarray, k: int, rng: np.random.Generator) -> None:
     """Make the records `idx` appear `k` times in total, as evenly as possible, chosen at random."""
-    import numpy as np
-
     n = len(idx)
     if n == 0 or k == n:
         return
@@ -261,9 +242,6 @@ def merge(
     opts: MergeOptions | None = None,
     registry: Registry | None = None,
 ) -> MergeReport:
-    from llaso.tasks.registry import load_registry
-    from llaso.utils.progress import progress_bar
-
     opts = opts or MergeOptions()
     registry = registry or load_registry()
     files = expand_inputs(inputs)
@@ -335,8 +313,6 @@ def _write_shuffled(
 
     Sending each record to a uniformly random bucket and permuting every bucket gives a uniformly random
     permutation of the whole; memory holds one bucket (about twice the budget's share of the input)."""
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     files: list[str] = []
     with tempfile.TemporaryDirectory(prefix=".llaso-merge-", dir=workdir) as tmp, ExitStack() as stack:
@@ -369,96 +345,19 @@ def _write_shuffled(
             del lines
 
 
-# ---- command line -------------------------------------------------------------------------------
-def _key_value(kind: type) -> Callable[[str], tuple[str, Any]]:
-    def parse(text: str) -> tuple[str, Any]:
-        key, sep, value = text.rpartition("=")
-        if not sep or not key:
-            raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-        try:
-            return key, kind(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r}: {value!r} is not a valid {kind.__name__}") from None
-
-    return parse
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="JSON/JSONL files or folders (searched recursively)"
+# ---- the summary file ---------------------------------------------------------------------------
+def write_merge_report(report: MergeReport, path: str | os.PathLike[str]) -> None:
+    """The merge summary as JSON (`llaso data merge --report`), written atomically."""
+    write_json_atomic(
+        path,
+        {
+            "output": report.output,
+            "read": report.n_read,
+            "written": report.n_written,
+            "invalid": report.n_invalid,
+            "duplicates": report.n_duplicates,
+            "files": report.files,
+            "tasks": dict(report.tasks),
+            "invalid_examples": report.invalid,
+        },
     )
-    p.add_argument(
-        "-o", "--output", required=True, help="output file (.json = one JSON list, .jsonl = lines)"
-    )
-    p.add_argument("--format", choices=["json", "jsonl"], help="output format (default: from the suffix)")
-    p.add_argument("--shuffle", action="store_true", help="shuffle the output (bounded memory)")
-    p.add_argument(
-        "--seed", type=int, default=0, help="random seed for --shuffle, --ratio and --cap (default 0)"
-    )
-    p.add_argument(
-        "--ratio",
-        action="append",
-        default=[],
-        type=_key_value(float),
-        metavar="KEY=R",
-        help="keep a fraction R of a task (KEY = abbreviation) or of matching files (KEY = glob); "
-        "R > 1 repeats records; repeatable",
-    )
-    p.add_argument(
-        "--cap",
-        action="append",
-        default=[],
-        type=_key_value(int),
-        metavar="KEY=N",
-        help="keep at most N records of a task or of matching files; repeatable",
-    )
-    p.add_argument(
-        "--dedup",
-        choices=["none", "id", "content"],
-        default="none",
-        help="drop repeated records: by id/index, or by content (voice + conversations)",
-    )
-    p.add_argument("--skip-invalid", action="store_true", help="skip invalid records (counted and reported)")
-    p.add_argument(
-        "--no-annotate",
-        dest="annotate",
-        action="store_false",
-        help="do not add `task`/`modality` fields derived from file names and folders",
-    )
-    p.add_argument("--shuffle-buffer-mb", type=float, default=64.0, help="memory for one shuffle bucket")
-    p.add_argument("--report", help="also write the merge summary as JSON to this path")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-
-
-def run(args: argparse.Namespace) -> int:
-    from llaso.corpus.jsonio import write_json_atomic
-
-    opts = MergeOptions(
-        shuffle=args.shuffle,
-        seed=args.seed,
-        ratios=dict(args.ratio),
-        caps=dict(args.cap),
-        dedup=args.dedup,
-        skip_invalid=args.skip_invalid,
-        annotate=args.annotate,
-        fmt=args.format,
-        shuffle_buffer_mb=args.shuffle_buffer_mb,
-        progress=not args.quiet,
-    )
-    report = merge(args.inputs, args.output, opts)
-    print(report.summary())
-    if args.report:
-        write_json_atomic(
-            args.report,
-            {
-                "output": report.output,
-                "read": report.n_read,
-                "written": report.n_written,
-                "invalid": report.n_invalid,
-                "duplicates": report.n_duplicates,
-                "files": report.files,
-                "tasks": dict(report.tasks),
-                "invalid_examples": report.invalid,
-            },
-        )
-    return 0

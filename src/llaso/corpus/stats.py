@@ -13,16 +13,17 @@ With `--durations` the audio is probed (in parallel) and the hours per task are 
 
 from __future__ import annotations
 
-import argparse
-import json
+import functools
+import io
+import math
 import os
-import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llaso.corpus.audio import AudioInfo, probe_many
 from llaso.corpus.jsonio import (
     CorpusFormatError,
     expand_inputs,
@@ -30,23 +31,9 @@ from llaso.corpus.jsonio import (
     write_bytes_atomic,
     write_json_atomic,
 )
+from llaso.corpus.paths import AudioPathError, resolve_audio_path
 from llaso.schema import Modality, Sample, SampleError
-
-DESCRIPTION = """\
-Count the records of LLaSO corpus files (JSON lists or JSONL; folders are searched) per task x modality
-configuration x category and print them as a table. The task comes from the record's 'task' field or the
-file name, the modality from the 'modality' field, the file's suffix/folder or the position of <audio>.
-
---durations probes every audio file (resolved against --audio-root) and adds the hours of audio per task.
---out DIR writes stats.json and donut.png (a nested donut: modality, category, task).
-"""
-
-EXAMPLES = """\
-  llaso data stats results/LLaSO-Base/*.json
-  llaso data stats LLaSO-Instruct/ --out stats-out
-  llaso data stats train.json --audio-root /data/llaso --durations --workers 16 --out stats-out
-  llaso data stats LLaSO-Eval/ --json > stats.json
-"""
+from llaso.tasks.registry import Registry, RegistryError, load_registry
 
 UNKNOWN = "unknown"
 MODALITY_ORDER = (Modality.TEXT_AUDIO.value, Modality.AUDIO_TEXT.value, Modality.PURE_AUDIO.value, UNKNOWN)
@@ -210,24 +197,37 @@ def compute_stats(
 ) -> CorpusStats:
     """Count records per (task, modality, category); with `durations`, also the seconds of audio per task
     (each record's audio counts toward its task; a file that cannot be probed counts as 0 s)."""
-    from llaso.corpus.paths import AudioPathError, resolve_audio_path
-    from llaso.tasks.registry import RegistryError, load_registry
-
     registry = load_registry()
-    generic = registry.generic_prompts
     stats = CorpusStats(task_order=[t.abbr for t in registry])
-    counts = stats.counts
-    audio: dict[str, Counter[str]] | None = {} if durations else None
-    canonical: dict[str, str] = {}  # a `task` field as written -> the registry's abbreviation
+    tally = _Tally(registry, stats, {} if durations else None, audio_root)
+    for path in expand_inputs(paths):
+        tally.count_file(path)
+    if tally.audio is not None:
+        _add_durations(stats, tally.audio, workers, progress)
+    return stats
 
-    def task_key(raw: str) -> str:
-        key = canonical.get(raw)
+
+@dataclass
+class _Tally:
+    """The counting pass of `compute_stats`: records into `stats.counts`; with `audio`, each resolved audio
+    path's records per task too (for the durations)."""
+
+    registry: Registry
+    stats: CorpusStats
+    audio: dict[str, Counter[str]] | None
+    audio_root: str | os.PathLike[str] | None
+    canonical: dict[str, str] = field(default_factory=dict)  # a `task` field as written -> its abbreviation
+
+    def task_key(self, raw: str) -> str:
+        key = self.canonical.get(raw)
         if key is None:
             upper = raw.strip().upper()
-            key = canonical[raw] = upper if upper in registry else raw
+            key = self.canonical[raw] = upper if upper in self.registry else raw
         return key
 
-    for path in expand_inputs(paths):
+    def count_file(self, path: Path) -> None:
+        """Every record of one file; a file or line that cannot be read goes to `stats.errors`."""
+        registry, stats = self.registry, self.stats
         stats.files.append(str(path))
         try:
             match = registry.lookup_file(path)
@@ -235,6 +235,8 @@ def compute_stats(
             match = None
         file_task = match.task.abbr if match else UNKNOWN
         hint = registry.modality_hint(path)
+        generic = registry.generic_prompts
+        counts = stats.counts
 
         def bad_line(e: CorpusFormatError) -> None:
             stats.errors.append(str(e))
@@ -246,7 +248,7 @@ def compute_stats(
                 except SampleError:
                     stats.invalid += 1
                     continue
-                task = task_key(s.task) if s.task is not None else file_task
+                task = self.task_key(s.task) if s.task is not None else file_task
                 try:
                     mod = s.effective_modality(hint, generic).value
                 except SampleError:
@@ -254,31 +256,36 @@ def compute_stats(
                 cat = registry.tasks[task].category if task in registry.tasks else UNKNOWN
                 counts[task, mod, cat] += 1
                 stats.records += 1
-                if audio is not None:
-                    for v in s.voice:
-                        try:
-                            full = str(resolve_audio_path(v, audio_root))
-                        except AudioPathError:
-                            continue
-                        audio.setdefault(full, Counter())[task] += 1
+                if self.audio is not None:
+                    self.add_audio(s.voice, task)
         except CorpusFormatError as e:
             stats.errors.append(str(e))
         except (OSError, UnicodeDecodeError) as e:
             stats.errors.append(f"{path}: cannot read: {e}")
 
-    if audio is not None:
-        from llaso.corpus.audio import AudioInfo, probe_many
+    def add_audio(self, voice: Iterable[str], task: str) -> None:
+        assert self.audio is not None
+        for v in voice:
+            try:
+                full = str(resolve_audio_path(v, self.audio_root))
+            except AudioPathError:
+                continue  # outside the audio root: not probed
+            self.audio.setdefault(full, Counter())[task] += 1
 
-        seconds: dict[str, float] = {}
-        stats.audio_files = len(audio)
-        for p, res in probe_many(list(audio), workers=workers, progress=progress, desc="audio durations"):
-            if not isinstance(res, AudioInfo):
-                stats.audio_failed += 1
-                continue
-            for task, n in audio[p].items():
-                seconds[task] = seconds.get(task, 0.0) + n * res.duration
-        stats.seconds = {t: seconds.get(t, 0.0) for t in stats.tasks()}
-    return stats
+
+def _add_durations(
+    stats: CorpusStats, audio: dict[str, Counter[str]], workers: int | None, progress: bool
+) -> None:
+    """`stats.seconds`: every audio file probed once (in parallel), its duration counted once per record."""
+    seconds: dict[str, float] = {}
+    stats.audio_files = len(audio)
+    for p, res in probe_many(list(audio), workers=workers, progress=progress, desc="audio durations"):
+        if not isinstance(res, AudioInfo):
+            stats.audio_failed += 1
+            continue
+        for task, n in audio[p].items():
+            seconds[task] = seconds.get(task, 0.0) + n * res.duration
+    stats.seconds = {t: seconds.get(t, 0.0) for t in stats.tasks()}
 
 
 # ---- the donut -----------------------------------------------------------------------------------------------
@@ -306,83 +313,28 @@ _MODALITY_NAMES = {
 def draw_donut(stats: CorpusStats, path: str | os.PathLike[str], *, title: str = "llaso corpus") -> Path:
     """A nested donut: modality configuration (inner), category within it (middle), task within both (outer,
     coloured per task, with a legend). Written atomically; returns the path."""
-    import io
-
+    # matplotlib is imported here, not at the top: it takes about half a second and only the donut needs it
+    # (`llaso data stats` without --out does not). The Agg backend must be chosen before pyplot is imported.
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tasks = stats.tasks()
-    cmap = plt.get_cmap("tab20")
-    task_color = {t: cmap(i % 20) for i, t in enumerate(stats.task_order)}
-    for i, t in enumerate(t for t in tasks if t not in task_color):
-        task_color[t] = plt.get_cmap("Set3")(i % 12)
-
-    # wedges, nested: modality > category > task
-    nested: dict[str, dict[str, dict[str, int]]] = {}
-    for (t, m, c), n in stats.counts.items():
-        d = nested.setdefault(m, {}).setdefault(c, {})
-        d[t] = d.get(t, 0) + n
-    inner: list[tuple[str, int]] = []
-    middle: list[tuple[str, int]] = []
-    outer: list[tuple[str, int]] = []
-    for m in sorted(nested, key=lambda k: MODALITY_ORDER.index(k) if k in MODALITY_ORDER else 99):
-        inner.append((m, sum(sum(d.values()) for d in nested[m].values())))
-        for c in sorted(nested[m], key=lambda k: CATEGORY_ORDER.index(k) if k in CATEGORY_ORDER else 99):
-            middle.append((c, sum(nested[m][c].values())))
-            for t in sorted(nested[m][c], key=tasks.index):
-                outer.append((t, nested[m][c][t]))
+    task_color = _task_colors(stats, plt.get_cmap)
+    inner, middle, outer = _rings(stats)
     total = sum(n for _, n in inner)
 
     fig, ax = plt.subplots(figsize=(11, 8.5))
     fig.subplots_adjust(left=0.02, right=0.84)
     ax.set_aspect("equal")
     ax.axis("off")
-    edge = {"edgecolor": "white", "linewidth": 1.2}
     if total == 0:
         ax.text(0, 0, "no records", ha="center", va="center", fontsize=16)
     else:
-
-        def ring(
-            items: list[tuple[str, int]],
-            radius: float,
-            width: float,
-            colors: list[Any],
-            label: Any,
-            min_share: float,
-            fontsize: float,
-        ) -> None:
-            wedges, _ = ax.pie(
-                [n for _, n in items],
-                radius=radius,
-                colors=colors,
-                startangle=90,
-                counterclock=False,
-                wedgeprops={"width": width, **edge},
-            )
-            import math
-
-            for w, (name, n) in zip(wedges, items, strict=True):
-                if n / total < min_share:
-                    continue
-                ang = math.radians((w.theta1 + w.theta2) / 2)
-                r = radius - width / 2
-                rot = (w.theta1 + w.theta2) / 2 - 90
-                rot = rot + 180 if 90 < (rot % 360) < 270 else rot
-                ax.text(
-                    r * math.cos(ang),
-                    r * math.sin(ang),
-                    label(name, n),
-                    ha="center",
-                    va="center",
-                    fontsize=fontsize,
-                    rotation=rot,
-                    rotation_mode="anchor",
-                )
-
+        ring = functools.partial(_draw_ring, ax, total)
         ring(outer, 1.0, 0.22, [task_color[t] for t, _ in outer], lambda t, n: t, 0.025, 9)
         ring(
             middle,
@@ -404,12 +356,101 @@ def draw_donut(stats: CorpusStats, path: str | os.PathLike[str], *, title: str =
         )
         ax.text(0, 0.05, title, ha="center", va="center", fontsize=20, fontweight="bold", style="italic")
         ax.text(0, -0.1, f"{total:,} samples", ha="center", va="center", fontsize=11, color="#444444")
-    import matplotlib.patches as mpatches
+    _add_legends(fig, ax, Patch, stats, task_color, inner, middle, total)
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, dpi=150, bbox_inches="tight", format="png")
+    finally:
+        plt.close(fig)
+    write_bytes_atomic(out, buf.getvalue())
+    return out
 
+
+Wedges = list[tuple[str, int]]  # (name, records) per wedge of one ring, in drawing order
+
+
+def _task_colors(stats: CorpusStats, get_cmap: Callable[[str], Any]) -> dict[str, Any]:
+    """A colour per task: tab20 in registry order, then Set3 for tasks the registry does not know."""
+    cmap = get_cmap("tab20")
+    task_color = {t: cmap(i % 20) for i, t in enumerate(stats.task_order)}
+    for i, t in enumerate(t for t in stats.tasks() if t not in task_color):
+        task_color[t] = get_cmap("Set3")(i % 12)
+    return task_color
+
+
+def _rings(stats: CorpusStats) -> tuple[Wedges, Wedges, Wedges]:
+    """The wedges of the three rings, nested: modality > category > task."""
+    tasks = stats.tasks()
+    nested: dict[str, dict[str, dict[str, int]]] = {}
+    for (t, m, c), n in stats.counts.items():
+        d = nested.setdefault(m, {}).setdefault(c, {})
+        d[t] = d.get(t, 0) + n
+    inner: Wedges = []
+    middle: Wedges = []
+    outer: Wedges = []
+    for m in sorted(nested, key=lambda k: MODALITY_ORDER.index(k) if k in MODALITY_ORDER else 99):
+        inner.append((m, sum(sum(d.values()) for d in nested[m].values())))
+        for c in sorted(nested[m], key=lambda k: CATEGORY_ORDER.index(k) if k in CATEGORY_ORDER else 99):
+            middle.append((c, sum(nested[m][c].values())))
+            for t in sorted(nested[m][c], key=tasks.index):
+                outer.append((t, nested[m][c][t]))
+    return inner, middle, outer
+
+
+def _draw_ring(
+    ax: Any,
+    total: int,
+    items: Wedges,
+    radius: float,
+    width: float,
+    colors: list[Any],
+    label: Callable[[str, int], str],
+    min_share: float,
+    fontsize: float,
+) -> None:
+    """One ring of wedges, each labelled along its radius when it holds at least `min_share` of `total`."""
+    wedges, _ = ax.pie(
+        [n for _, n in items],
+        radius=radius,
+        colors=colors,
+        startangle=90,
+        counterclock=False,
+        wedgeprops={"width": width, "edgecolor": "white", "linewidth": 1.2},
+    )
+    for w, (name, n) in zip(wedges, items, strict=True):
+        if n / total < min_share:
+            continue
+        ang = math.radians((w.theta1 + w.theta2) / 2)
+        r = radius - width / 2
+        rot = (w.theta1 + w.theta2) / 2 - 90
+        rot = rot + 180 if 90 < (rot % 360) < 270 else rot
+        ax.text(
+            r * math.cos(ang),
+            r * math.sin(ang),
+            label(name, n),
+            ha="center",
+            va="center",
+            fontsize=fontsize,
+            rotation=rot,
+            rotation_mode="anchor",
+        )
+
+
+def _add_legends(
+    fig: Any,
+    ax: Any,
+    patch: Any,
+    stats: CorpusStats,
+    task_color: dict[str, Any],
+    inner: Wedges,
+    middle: Wedges,
+    total: int,
+) -> None:
+    """The task legend (with each task's share) at the right; the modality and category keys top left."""
     by_task = stats.by_task()
     handles = [
-        mpatches.Patch(facecolor=task_color[t], label=f"{t}  {100 * by_task[t] / (total or 1):.1f}%")
-        for t in tasks
+        patch(facecolor=task_color[t], label=f"{t}  {100 * by_task[t] / (total or 1):.1f}%")
+        for t in stats.tasks()
     ]
     if handles:
         fig.legend(
@@ -422,11 +463,10 @@ def draw_donut(stats: CorpusStats, path: str | os.PathLike[str], *, title: str =
             title_fontsize=11,
         )
     keys = [
-        mpatches.Patch(facecolor=_MODALITY_COLORS[m], label=f"{_notation(m)} {_MODALITY_NAMES[m]}")
-        for m, _ in inner
+        patch(facecolor=_MODALITY_COLORS[m], label=f"{_notation(m)} {_MODALITY_NAMES[m]}") for m, _ in inner
     ]
     keys += [
-        mpatches.Patch(facecolor=_CATEGORY_COLORS.get(c, "#bbbbbb"), label=c)
+        patch(facecolor=_CATEGORY_COLORS.get(c, "#bbbbbb"), label=c)
         for c in CATEGORY_ORDER
         if any(cc == c for cc, _ in middle)
     ]
@@ -440,62 +480,33 @@ def draw_donut(stats: CorpusStats, path: str | os.PathLike[str], *, title: str =
             title="inner: modality / middle: category",
             title_fontsize=9,
         )
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, dpi=150, bbox_inches="tight", format="png")
-    finally:
-        plt.close(fig)
-    write_bytes_atomic(out, buf.getvalue())
-    return out
 
 
-# ---- command line ----------------------------------------------------------------------------------------------
+# ---- typed options and the output folder ------------------------------------------------------------------
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="JSON/JSONL files, or folders to search for them"
+@dataclass
+class StatsOptions:
+    """The settings of `compute_stats` as one typed object (`llaso data stats` builds it from its flags)."""
+
+    audio_root: str | None = None
+    durations: bool = False
+    workers: int | None = None
+    progress: bool = True
+
+
+def corpus_stats(paths: Iterable[str | os.PathLike[str]], opts: StatsOptions) -> CorpusStats:
+    return compute_stats(
+        paths,
+        audio_root=opts.audio_root,
+        durations=opts.durations,
+        workers=opts.workers,
+        progress=opts.progress,
     )
-    p.add_argument("--out", metavar="DIR", help="write stats.json and donut.png here")
-    p.add_argument("--audio-root", metavar="DIR", help="folder the voice paths are relative to")
-    p.add_argument("--durations", action="store_true", help="probe the audio and report hours per task")
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        metavar="N",
-        help="parallel audio probes (default: the number of CPUs)",
-    )
-    p.add_argument("--json", action="store_true", help="print the statistics as JSON instead of a table")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.workers is not None and args.workers < 1:
-        print("error: --workers must be at least 1", file=sys.stderr)
-        return 2
-    stats = compute_stats(
-        args.inputs,
-        audio_root=args.audio_root,
-        durations=args.durations,
-        workers=args.workers,
-        progress=not args.no_progress and sys.stderr.isatty(),
-    )
-    if not stats.files:
-        print("error: no .json/.jsonl files found in the inputs", file=sys.stderr)
-        return 2
-    for err in stats.errors:
-        print(f"warning: {err}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(stats.to_dict(), indent=2, ensure_ascii=False))
-    else:
-        print(stats.table())
-    if args.out:
-        out = Path(args.out)
-        write_json_atomic(out / "stats.json", stats.to_dict())
-        draw_donut(stats, out / "donut.png")
-        print(
-            f"wrote {out / 'stats.json'} and {out / 'donut.png'}",
-            file=sys.stderr if args.json else sys.stdout,
-        )
-    return 1 if stats.errors else 0
+def write_stats(stats: CorpusStats, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """`out_dir/stats.json` and `out_dir/donut.png`; returns their paths."""
+    out = Path(out_dir)
+    write_json_atomic(out / "stats.json", stats.to_dict())
+    return out / "stats.json", draw_donut(stats, out / "donut.png")

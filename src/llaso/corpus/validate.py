@@ -11,46 +11,23 @@ Python API: `validate_paths(paths, ...) -> ValidationReport`.
 
 from __future__ import annotations
 
-import argparse
 import enum
 import os
-import sys
 import time
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import numpy as np
+
+from llaso.corpus.audio import TARGET_SAMPLE_RATE, AudioError, AudioErrorKind, probe_many
 from llaso.corpus.jsonio import CorpusFormatError, expand_inputs, iter_records, write_json_atomic
+from llaso.corpus.paths import AudioPathError, resolve_audio_path
 from llaso.schema import AUDIO_PLACEHOLDER, ID_KEYS, Sample, SampleError
-
-if TYPE_CHECKING:
-    from llaso.tasks.registry import Registry
-
-DESCRIPTION = """\
-Check LLaSO corpus files (JSON lists or JSONL; folders are searched for them) and report every problem with
-its file and record index:
-
-  errors    malformed JSON (with the line), records that do not follow the schema (e.g. no
-            'conversations'), <audio> placeholders that do not match the voice paths, no gpt turn,
-            empty voice paths, an explicit 'task' not in the registry, duplicate ids within a file;
-            with --check-audio: audio paths escaping --audio-root, missing, undecodable, truncated,
-            empty and over-long (> --max-duration) audio
-  warnings  records whose task cannot be told (no 'task' field, file name unknown: one warning per
-            file), records without <audio> (no modality configuration), ids repeated across files
-            (LLaSO ids are per source, so this is common and harmless in LLaSO-Eval), silent audio
-  info      audio not at 16 kHz (it is resampled when loaded)
-
-Exit code 0 when there are no errors (warnings too fail with --strict), 1 otherwise, 2 on bad usage.
-"""
-
-EXAMPLES = """\
-  llaso data validate LLaSO-Eval/
-  llaso data validate train.json --check-audio --audio-root /data/llaso --workers 16 --report report.json
-  llaso data validate merged/stage2_train.json --strict --report preflight.json
-"""
+from llaso.tasks.registry import Registry, RegistryError, load_registry
 
 
 class Severity(enum.StrEnum):
@@ -351,8 +328,6 @@ def validate_paths(
     `check_audio` probes every voice path (resolved against `audio_root`, or as written without one) in
     `workers` threads. `max_problems` bounds the problems kept in detail (None: all); counts stay exact.
     """
-    from llaso.tasks.registry import RegistryError, load_registry
-
     t0 = time.perf_counter()
     registry = load_registry()
     report = ValidationReport()
@@ -403,12 +378,8 @@ def _scan_file(
     audio_root: str | os.PathLike[str] | None,
 ) -> int:
     """One streaming pass over a file; returns the number of records read."""
-    from_record = Sample.from_record
-    add = col.add
-    hashes, recs = file_ids.hashes, file_ids.records
-    known = registry.__contains__
+    check = _RecordCheck(name, col, registry, file_ids)
     no_task_first, no_task_count = -1, 0
-    known_tasks: dict[str, bool] = {}
     n = 0  # records read; a malformed JSONL line takes a record index too, as in `iter_records`
 
     def bad_line(e: CorpusFormatError) -> None:
@@ -420,40 +391,13 @@ def _scan_file(
         for rec in iter_records(path, on_bad_line=bad_line):
             index = n
             n += 1
-            try:
-                s = from_record(rec)
-            except SampleError as e:
-                add(name, index, Code.SCHEMA, str(e))
+            s = check(rec, index)
+            if s is None:
                 continue
-            for problem in s.problems():
-                add(name, index, Code(problem.code), problem.message)
-            sid = s.id
-            if sid is not None:
-                hashes.append(hash(sid))
-                recs.append(index)
-            task = s.task
-            if task is not None:
-                ok = known_tasks.get(task)
-                if ok is None:
-                    ok = known_tasks[task] = known(task)
-                if not ok:
-                    add(
-                        name,
-                        index,
-                        Code.UNKNOWN_TASK,
-                        f"task {task!r} is not in the registry (`llaso tasks list`)",
-                    )
-            elif not file_has_task:
+            if s.task is None and not file_has_task:
                 if no_task_count == 0:
                     no_task_first = index
                 no_task_count += 1
-            if s.modality is None and not any(AUDIO_PLACEHOLDER in t.value for t in s.conversations):
-                add(
-                    name,
-                    index,
-                    Code.UNDETERMINED_MODALITY,
-                    "no <audio> placeholder, so the record has no modality configuration",
-                )
             if audio_refs is not None:
                 _add_audio_refs(s, name, file_index, index, audio_refs, audio_root, col)
     except CorpusFormatError as e:
@@ -461,9 +405,9 @@ def _scan_file(
         _add_format_error(col, name, e)
     except (OSError, UnicodeDecodeError) as e:
         col.by_file[name].readable = False
-        add(name, None, Code.UNREADABLE_FILE, f"cannot read: {e}")
+        col.add(name, None, Code.UNREADABLE_FILE, f"cannot read: {e}")
     if no_task_count:
-        add(
+        col.add(
             name,
             no_task_first,
             Code.UNDETERMINED_TASK,
@@ -471,6 +415,48 @@ def _scan_file(
             f"name matches no task in the registry (first at record {no_task_first})",
         )
     return n
+
+
+class _RecordCheck:
+    """The checks of one record of the file `name`: the schema, its turns, placeholders and voice paths, an
+    explicit task the registry knows, an `<audio>` placeholder. Its id is kept (hashed, in `file_ids`) for
+    the duplicate check. Returns the record as a `Sample`, or None when it does not follow the schema."""
+
+    def __init__(self, name: str, col: _Collector, registry: Registry, file_ids: _FileIds) -> None:
+        self.name, self.add, self.registry = name, col.add, registry
+        self.hashes, self.recs = file_ids.hashes, file_ids.records
+        self.known_tasks: dict[str, bool] = {}  # task as written -> in the registry
+
+    def __call__(self, rec: dict[str, Any], index: int) -> Sample | None:
+        name, add = self.name, self.add
+        try:
+            s = Sample.from_record(rec)
+        except SampleError as e:
+            add(name, index, Code.SCHEMA, str(e))
+            return None
+        for problem in s.problems():
+            add(name, index, Code(problem.code), problem.message)
+        if s.id is not None:
+            self.hashes.append(hash(s.id))
+            self.recs.append(index)
+        if s.task is not None and not self.known(s.task):
+            add(
+                name, index, Code.UNKNOWN_TASK, f"task {s.task!r} is not in the registry (`llaso tasks list`)"
+            )
+        if s.modality is None and not any(AUDIO_PLACEHOLDER in t.value for t in s.conversations):
+            add(
+                name,
+                index,
+                Code.UNDETERMINED_MODALITY,
+                "no <audio> placeholder, so the record has no modality configuration",
+            )
+        return s
+
+    def known(self, task: str) -> bool:
+        ok = self.known_tasks.get(task)
+        if ok is None:
+            ok = self.known_tasks[task] = task in self.registry
+        return ok
 
 
 def _add_format_error(col: _Collector, name: str, e: CorpusFormatError) -> None:
@@ -488,8 +474,6 @@ def _add_audio_refs(
     audio_root: str | os.PathLike[str] | None,
     col: _Collector,
 ) -> None:
-    from llaso.corpus.paths import AudioPathError, resolve_audio_path
-
     ref = (file_index << _REF_SHIFT) | index
     for v in s.voice:
         if not v.strip():
@@ -505,17 +489,26 @@ def _add_audio_refs(
         refs.append(ref)
 
 
+_NO_RECORDS = np.empty(0, dtype=np.int64)
+
+
 def _check_duplicate_ids(files: Sequence[Path], ids: Sequence[_FileIds], col: _Collector) -> None:
     """Duplicates from the id hashes (numpy), then one streaming re-read of the files that hold candidates,
     to confirm them with the real ids (a hash collision is not a duplicate) and name them."""
-    import numpy as np
+    within, across = _duplicate_candidates(ids)
+    seen: dict[str | int, tuple[int, int]] = {}  # cross-file candidate id -> (file, record) where first seen
+    for fi in sorted(set(within) | set(across)):
+        _confirm_duplicates(files, fi, within.get(fi, _NO_RECORDS), across.get(fi, _NO_RECORDS), seen, col)
 
-    empty = np.empty(0, dtype=np.int64)
-    within: dict[int, np.ndarray] = {}  # file index -> sorted candidate record indices
+
+def _duplicate_candidates(ids: Sequence[_FileIds]) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Per file index, the records whose id hash repeats within that file, and those whose id hash is also
+    in another file."""
+    within: dict[int, np.ndarray] = {}
     per_file_unique = []
     for fi, fid in enumerate(ids):
         if not fid.hashes:
-            per_file_unique.append(empty)
+            per_file_unique.append(_NO_RECORDS)
             continue
         h = np.frombuffer(fid.hashes, dtype=np.int64)
         uniq, counts = np.unique(h, return_counts=True)
@@ -535,64 +528,66 @@ def _check_duplicate_ids(files: Sequence[Path], ids: Sequence[_FileIds], col: _C
                         mask = np.isin(np.frombuffer(fid.hashes, dtype=np.int64), dup)
                         if mask.any():
                             across[fi] = np.frombuffer(fid.records, dtype=np.int64)[mask]
-    del per_file_unique
-    seen: dict[str | int, tuple[int, int]] = {}  # cross-file candidate id -> (file, record) where first seen
-    for fi in sorted(set(within) | set(across)):
-        w = within.get(fi, empty)
-        x = across.get(fi, empty)
-        wanted = array("q", np.union1d(w, x).tobytes())  # sorted record indices; read with a cursor
-        w_set = array("q", np.sort(w).tobytes())
-        x_set = array("q", np.sort(x).tobytes())
-        wi = xi = ci = 0
-        first: dict[str | int, int] = {}  # id -> first record in this file (within-file candidates only)
-        in_this: set[str | int] = set()  # cross-file candidate ids already met in this file
-        name = str(files[fi])
-        pos = [0]  # record index; a malformed JSONL line takes one too, as in the first pass
+    return within, across
 
-        def skip(e: CorpusFormatError, pos: list[int] = pos) -> None:
-            pos[0] += 1
 
-        try:
-            for rec in iter_records(files[fi], on_bad_line=skip):
-                i = pos[0]
-                pos[0] += 1
-                if ci >= len(wanted):
-                    break
-                if i != wanted[ci]:
-                    continue
-                ci += 1
-                sid = _id_key(rec)
-                is_w = wi < len(w_set) and w_set[wi] == i
-                wi += is_w
-                is_x = xi < len(x_set) and x_set[xi] == i
-                xi += is_x
-                if sid is None:
-                    continue
-                if is_w:
-                    j = first.get(sid)
-                    if j is None:
-                        first[sid] = i
-                    else:
-                        col.add(
-                            name,
-                            i,
-                            Code.DUPLICATE_ID,
-                            f"duplicate id {_show_id(sid)} (first at record {j} of this file)",
-                        )
-                if is_x and sid not in in_this:
-                    in_this.add(sid)
-                    other = seen.get(sid)
-                    if other is None:
-                        seen[sid] = (fi, i)
-                    elif other[0] != fi:
-                        col.add(
-                            name,
-                            i,
-                            Code.DUPLICATE_ID_ACROSS_FILES,
-                            f"id {_show_id(sid)} also appears in {files[other[0]]} (record {other[1]})",
-                        )
-        except CorpusFormatError:
-            pass  # already reported; candidates up to the error are confirmed
+def _confirm_duplicates(
+    files: Sequence[Path],
+    fi: int,
+    w: np.ndarray,
+    x: np.ndarray,
+    seen: dict[str | int, tuple[int, int]],
+    col: _Collector,
+) -> None:
+    """Re-read file `fi` up to its last candidate: a within-file candidate (`w`) whose real id was met
+    before in the file is a duplicate; a cross-file candidate (`x`) whose id was first met (in `seen`) in
+    another file is a duplicate across files."""
+    wanted = array("q", np.union1d(w, x).tobytes())  # sorted record indices; read with a cursor
+    w_set = array("q", np.sort(w).tobytes())
+    x_set = array("q", np.sort(x).tobytes())
+    wi = xi = ci = 0
+    first: dict[str | int, int] = {}  # id -> first record in this file (within-file candidates only)
+    in_this: set[str | int] = set()  # cross-file candidate ids already met in this file
+    name = str(files[fi])
+    pos = 0  # record index; a malformed JSONL line takes one too, as in the first pass
+
+    def skip(e: CorpusFormatError) -> None:
+        nonlocal pos
+        pos += 1
+
+    try:
+        for rec in iter_records(files[fi], on_bad_line=skip):
+            i = pos
+            pos += 1
+            if ci >= len(wanted):
+                break
+            if i != wanted[ci]:
+                continue
+            ci += 1
+            sid = _id_key(rec)
+            is_w = wi < len(w_set) and w_set[wi] == i
+            wi += is_w
+            is_x = xi < len(x_set) and x_set[xi] == i
+            xi += is_x
+            if sid is None:
+                continue
+            if is_w:
+                j = first.get(sid)
+                if j is None:
+                    first[sid] = i
+                else:
+                    msg = f"duplicate id {_show_id(sid)} (first at record {j} of this file)"
+                    col.add(name, i, Code.DUPLICATE_ID, msg)
+            if is_x and sid not in in_this:
+                in_this.add(sid)
+                other = seen.get(sid)
+                if other is None:
+                    seen[sid] = (fi, i)
+                elif other[0] != fi:
+                    msg = f"id {_show_id(sid)} also appears in {files[other[0]]} (record {other[1]})"
+                    col.add(name, i, Code.DUPLICATE_ID_ACROSS_FILES, msg)
+    except CorpusFormatError:
+        pass  # already reported; candidates up to the error are confirmed
 
 
 def _check_audio(
@@ -604,10 +599,8 @@ def _check_audio(
     max_duration: float | None,
     progress: bool,
 ) -> AudioStats:
-    import numpy as np
-
-    from llaso.corpus.audio import TARGET_SAMPLE_RATE, AudioError, AudioErrorKind, probe_many
-
+    """Every referenced audio file probed once (in parallel); its problems reported at every record that
+    uses it."""
     stats = AudioStats(references=sum(len(r) for r in audio_refs.values()), files=len(audio_refs))
     durations = array("d")
     rates: Counter[int] = Counter()
@@ -648,86 +641,51 @@ def _check_audio(
                 f"{path}: sample rate {res.sample_rate} Hz, not {TARGET_SAMPLE_RATE} (resampled on load)",
             )
     if durations:
-        d = np.frombuffer(durations, dtype=np.float64)
-        stats.total_seconds = float(d.sum())
-        stats.min_seconds, stats.max_seconds = float(d.min()), float(d.max())
-        stats.median_seconds, stats.mean_seconds = float(np.median(d)), float(d.mean())
-        bins = np.searchsorted(np.asarray(_HIST_EDGES), d, side="left")
-        hist = np.bincount(bins, minlength=len(_HIST_EDGES) + 1)
-        stats.duration_histogram = {_hist_label(i): int(n) for i, n in enumerate(hist)}
+        _add_duration_summary(stats, np.frombuffer(durations, dtype=np.float64))
     stats.sample_rates, stats.channels = dict(rates), dict(channels)
     return stats
 
 
-# ---- command line ----------------------------------------------------------------------------------------------
+def _add_duration_summary(stats: AudioStats, d: np.ndarray) -> None:
+    """Total, min/median/mean/max and the histogram of the decodable files' durations (seconds)."""
+    stats.total_seconds = float(d.sum())
+    stats.min_seconds, stats.max_seconds = float(d.min()), float(d.max())
+    stats.median_seconds, stats.mean_seconds = float(np.median(d)), float(d.mean())
+    bins = np.searchsorted(np.asarray(_HIST_EDGES), d, side="left")
+    hist = np.bincount(bins, minlength=len(_HIST_EDGES) + 1)
+    stats.duration_histogram = {_hist_label(i): int(n) for i, n in enumerate(hist)}
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="JSON/JSONL files, or folders to search for them"
-    )
-    p.add_argument("--check-audio", action="store_true", help="probe every audio file (decode it fully)")
-    p.add_argument(
-        "--audio-root",
-        metavar="DIR",
-        help="folder the voice paths are relative to (implies --check-audio); paths leaving it are errors",
-    )
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        metavar="N",
-        help="parallel audio probes (default: the number of CPUs)",
-    )
-    p.add_argument(
-        "--max-duration",
-        type=float,
-        default=DEFAULT_MAX_DURATION,
-        metavar="SEC",
-        help=f"longest acceptable audio in seconds (default {DEFAULT_MAX_DURATION:g} = 20 x 30 s windows)",
-    )
-    p.add_argument("--report", metavar="PATH", help="write every problem, the counts and audio stats as JSON")
-    p.add_argument("--strict", action="store_true", help="warnings fail too (exit code 1)")
-    p.add_argument("--show", type=int, default=20, metavar="N", help="problems listed on stdout (default 20)")
-    p.add_argument(
-        "--max-problems",
-        type=int,
-        default=DEFAULT_MAX_PROBLEMS,
-        metavar="N",
-        help=f"problems kept in detail for the report (default {DEFAULT_MAX_PROBLEMS:,}; 0 = all); "
-        "counts are always exact",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+# ---- typed options and the report file ------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.workers is not None and args.workers < 1:
-        print("error: --workers must be at least 1", file=sys.stderr)
-        return 2
-    if args.audio_root is not None and not Path(args.audio_root).is_dir():
-        print(f"error: --audio-root {args.audio_root} is not a folder", file=sys.stderr)
-        return 2
-    check_audio = bool(args.check_audio or args.audio_root)
-    report = validate_paths(
-        args.inputs,
-        check_audio=check_audio,
-        audio_root=args.audio_root,
-        workers=args.workers,
-        max_duration=args.max_duration if args.max_duration > 0 else None,
-        progress=not args.no_progress and sys.stderr.isatty(),
-        max_problems=args.max_problems if args.max_problems > 0 else None,
+@dataclass
+class ValidateOptions:
+    """The settings of `validate_paths` as one typed object (`llaso data validate` builds it from its flags)."""
+
+    check_audio: bool = False
+    audio_root: str | None = None
+    workers: int | None = None
+    max_duration: float | None = DEFAULT_MAX_DURATION
+    progress: bool = True
+    max_problems: int | None = DEFAULT_MAX_PROBLEMS
+
+
+def validate_corpus(paths: Iterable[str | os.PathLike[str]], opts: ValidateOptions) -> ValidationReport:
+    return validate_paths(
+        paths,
+        check_audio=opts.check_audio,
+        audio_root=opts.audio_root,
+        workers=opts.workers,
+        max_duration=opts.max_duration,
+        progress=opts.progress,
+        max_problems=opts.max_problems,
     )
-    if not report.files:
-        print("error: no .json/.jsonl files found in the inputs", file=sys.stderr)
-        return 2
-    print(report.summary(max_shown=args.show))
-    if args.report:
-        data = report.to_dict()
-        data["strict"] = bool(args.strict)
-        data["passed"] = report.passed(args.strict)
-        write_json_atomic(args.report, data)
-        print(f"report: {args.report}")
-    passed = report.passed(args.strict)
-    verdict = "OK" if passed else ("FAILED (warnings, --strict)" if report.ok else "FAILED")
-    print(f"result: {verdict}")
-    return 0 if passed else 1
+
+
+def write_validation_report(report: ValidationReport, path: str | os.PathLike[str], *, strict: bool) -> None:
+    """Every problem, the counts and the audio stats as JSON, with the verdict under `strict`."""
+    data = report.to_dict()
+    data["strict"] = bool(strict)
+    data["passed"] = report.passed(strict)
+    write_json_atomic(path, data)

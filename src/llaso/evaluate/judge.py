@@ -288,6 +288,8 @@ class LlmJudge:
     backoff_max: float = 20.0
 
     def __init__(self, config: JudgeConfig) -> None:
+        # openai takes seconds to import; scoring imports this module for the published records, which need
+        # no client, so only a live judge pays for it.
         import openai
 
         if config.max_concurrency < 1:

@@ -1,8 +1,8 @@
 """Where judge scores come from: published judge records, an LLM judge, or nothing.
 
 `llaso.evaluate.judge` holds the OpenAI-compatible client (`LlmJudge`) and the reader of the original
-`gpt_result/*.jsonl` records (`load_published_judgements`); it is imported only when needed. This module only
-decides which items are judged and maps the results back to files and record indices.
+`gpt_result/*.jsonl` records (`load_published_judgements`). This module only decides which items are judged
+and maps the results back to files and record indices.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from llaso.evaluate.judge import JudgeItem, load_published_judgements
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +58,6 @@ def published_dir(system_dir: Path) -> Path | None:
 
 def load_published(directory: Path) -> JudgeScores:
     """Import the original judge records of one system."""
-    from llaso.evaluate.judge import load_published_judgements
-
     scores: dict[str, dict[int, int | None]] = {}
     errors: dict[str, dict[int, str]] = {}
     for fname, results in load_published_judgements(directory).items():
@@ -75,8 +75,6 @@ def run_llm_judge(
     backend: JudgeBackend, requests: Sequence[tuple[str, int, str, str, str]], progress: bool = True
 ) -> JudgeScores:
     """Score (file name, index, question, reference, prediction) requests with an LLM judge."""
-    from llaso.evaluate.judge import JudgeItem
-
     items = [
         JudgeItem(item_key=f"{fname}#{idx}", question=q, reference=ref, prediction=pred)
         for fname, idx, q, ref, pred in requests

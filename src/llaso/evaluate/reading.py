@@ -17,7 +17,7 @@ from typing import Any
 
 from llaso.corpus.jsonio import CorpusFormatError, iter_records
 from llaso.schema import Modality, Sample, SampleError
-from llaso.tasks.registry import Registry, RegistryError, Source, Task
+from llaso.tasks.registry import FileMatch, Registry, RegistryError, Source, Task
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,102 @@ def _question(sample: Sample) -> str:
         return ""
 
 
+class _Groups:
+    """The task groups of one file, each made when its first record comes."""
+
+    def __init__(self, path: Path, name: str, registry: Registry, match: FileMatch | None) -> None:
+        self.path, self.name, self.registry, self.match = path, name, registry, match
+        self.hint = registry.modality_hint(path)  # the modality the file's name or folder states
+        self.groups: dict[str | None, FileGroup] = {}
+
+    def get(self, task_abbr: str | None) -> FileGroup:
+        if task_abbr not in self.groups:
+            task = source = None
+            match = self.match
+            if task_abbr is not None:
+                task = self.registry.get(task_abbr)
+                if match is not None and match.task.abbr == task.abbr:
+                    source = match.source
+                elif len(task.sources) == 1:
+                    source = task.sources[0]
+            elif match is not None:
+                task, source = match.task, match.source
+            self.groups[task_abbr] = FileGroup(path=self.path, name=self.name, task=task, source=source)
+        return self.groups[task_abbr]
+
+    def of_file(self) -> FileGroup:
+        """The group of the task the file name says (records that say none, or cannot be read)."""
+        return self.get(self.match.task.abbr if self.match else None)
+
+    def finish(self) -> list[FileGroup]:
+        """The groups, named apart when the file holds several tasks, with their task problems."""
+        if not self.groups:
+            self.of_file().problems.append(f"{self.name}: the file has no records")
+        if len(self.groups) > 1:
+            for abbr, g in self.groups.items():
+                g.name = f"{self.name}#{abbr}" if abbr else f"{self.name}#unknown"
+        for g in self.groups.values():
+            if g.task is None:
+                g.problems.insert(
+                    0,
+                    f"{self.name}: unknown task: the file name matches no task pattern in the registry "
+                    "and the records have no 'task' field",
+                )
+        return list(self.groups.values())
+
+
+def _unreadable(g: FileGroup, index: int, problem: str) -> None:
+    g.records.append(Record(index, None, None, problem=problem))
+    g.problems.append(problem)
+
+
+def _record(s: Sample, index: int, name: str, hint: Modality | None, registry: Registry) -> Record:
+    """A sample as a record to score, with its modality and what keeps it from being fully scored."""
+    modality: Modality | None
+    if s.modality is not None or hint is not None:
+        modality = s.effective_modality(hint)
+    else:
+        try:
+            modality = s.effective_modality(None, registry.generic_prompts)
+        except SampleError:
+            modality = None
+    r = Record(index, s.reference, s.prediction, _question(s), modality)
+    if r.reference is None:
+        r.problem = f"{name}, record {index}: no reference (gpt) turn"
+    elif r.prediction is None:
+        r.problem = f"{name}, record {index}: no prediction (answer/result/prediction missing or null)"
+    elif not r.prediction.strip():
+        r.problem = f"{name}, record {index}: empty prediction"
+    return r
+
+
+def _add(groups: _Groups, index: int, rec: dict[str, Any] | None, problem: str | None) -> None:
+    """File one record of the file into its task's group."""
+    if rec is None:
+        g = groups.of_file()
+        g.records.append(Record(index, None, None, problem=problem))
+        g.problems.append(problem or "")
+        return
+    task_field = rec.get("task")
+    registry, match, name = groups.registry, groups.match, groups.name
+    abbr = None
+    if isinstance(task_field, str) and task_field.strip():
+        if task_field not in registry:
+            msg = f"{name}, record {index}: unknown task {task_field!r} in the 'task' field"
+            _unreadable(groups.of_file(), index, msg)
+            return
+        abbr = registry.get(task_field).abbr
+    elif match is not None:
+        abbr = match.task.abbr
+    g = groups.get(abbr)
+    try:
+        s = Sample.from_record(rec)
+    except SampleError as e:
+        _unreadable(g, index, str(CorpusFormatError(groups.path, str(e), record=index)))
+        return
+    g.records.append(_record(s, index, name, groups.hint, registry))
+
+
 def read_prediction_file(path: Path, registry: Registry, display: str | None = None) -> list[FileGroup]:
     """Split one prediction file into task groups. Never raises for bad content: problems are recorded."""
     name = display or path.name
@@ -86,84 +182,12 @@ def read_prediction_file(path: Path, registry: Registry, display: str | None = N
     except RegistryError as e:
         match = None
         log.warning("%s", e)
-    hint = registry.modality_hint(path)
-    groups: dict[str | None, FileGroup] = {}
-
-    def group(task_abbr: str | None) -> FileGroup:
-        if task_abbr not in groups:
-            task = source = None
-            if task_abbr is not None:
-                task = registry.get(task_abbr)
-                if match is not None and match.task.abbr == task.abbr:
-                    source = match.source
-                elif len(task.sources) == 1:
-                    source = task.sources[0]
-            elif match is not None:
-                task, source = match.task, match.source
-            groups[task_abbr] = FileGroup(path=path, name=name, task=task, source=source)
-        return groups[task_abbr]
-
+    groups = _Groups(path, name, registry, match)
     try:
         for index, rec, problem in _iter_lenient(path):
-            if rec is None:
-                g = group(match.task.abbr if match else None)
-                g.records.append(Record(index, None, None, problem=problem))
-                g.problems.append(problem or "")
-                continue
-            task_field = rec.get("task")
-            abbr = None
-            if isinstance(task_field, str) and task_field.strip():
-                if task_field in registry:
-                    abbr = registry.get(task_field).abbr
-                else:
-                    msg = f"{name}, record {index}: unknown task {task_field!r} in the 'task' field"
-                    g = group(match.task.abbr if match else None)
-                    g.records.append(Record(index, None, None, problem=msg))
-                    g.problems.append(msg)
-                    continue
-            elif match is not None:
-                abbr = match.task.abbr
-            g = group(abbr)
-            try:
-                s = Sample.from_record(rec)
-            except SampleError as e:
-                msg = str(CorpusFormatError(path, str(e), record=index))
-                g.records.append(Record(index, None, None, problem=msg))
-                g.problems.append(msg)
-                continue
-            modality: Modality | None
-            if s.modality is not None or hint is not None:
-                modality = s.effective_modality(hint)
-            else:
-                try:
-                    modality = s.effective_modality(None, registry.generic_prompts)
-                except SampleError:
-                    modality = None
-            r = Record(index, s.reference, s.prediction, _question(s), modality)
-            if r.reference is None:
-                r.problem = f"{name}, record {index}: no reference (gpt) turn"
-            elif r.prediction is None:
-                r.problem = (
-                    f"{name}, record {index}: no prediction (answer/result/prediction missing or null)"
-                )
-            elif not r.prediction.strip():
-                r.problem = f"{name}, record {index}: empty prediction"
-            g.records.append(r)
+            _add(groups, index, rec, problem)
     except CorpusFormatError as e:
-        g = group(match.task.abbr if match else None)
+        g = groups.of_file()
         g.read_error = str(e)
         g.problems.append(f"{e} (the rest of the file was not read)")
-    if not groups:
-        g = group(match.task.abbr if match else None)
-        g.problems.append(f"{name}: the file has no records")
-    if len(groups) > 1:
-        for abbr, g in groups.items():
-            g.name = f"{name}#{abbr}" if abbr else f"{name}#unknown"
-    for g in groups.values():
-        if g.task is None:
-            g.problems.insert(
-                0,
-                f"{name}: unknown task: the file name matches no task pattern in the registry "
-                "and the records have no 'task' field",
-            )
-    return list(groups.values())
+    return groups.finish()

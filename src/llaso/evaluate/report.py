@@ -12,12 +12,22 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from llaso import __version__
+from llaso.corpus.jsonio import write_bytes_atomic, write_json_atomic
+from llaso.evaluate.metrics.text_metrics import versions
 from llaso.evaluate.scoring import NORMALIZERS, ScoreOptions, SystemScore
 from llaso.tasks.registry import Registry
 
 FORMULA_NOTE = (
-    "The paper's exact normalized-score formula is not public (REFERENCE §6.3); these are this "
+    "The paper's exact normalized-score formula is not public; these are this "
     "project's documented choices and do not reproduce the paper's 0.72."
+)
+# The stylesheet of report.html (the demo's summary page uses it too).
+REPORT_CSS = (
+    "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:90%}\n"
+    "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}th{background:#eee}"
 )
 COMPAT_NOTE = (
     "llaso-compat: the original scripts' rules (WER without normalization and with reference and "
@@ -30,9 +40,6 @@ def results_document(
     systems: Sequence[SystemScore], options: ScoreOptions, normalization: str
 ) -> dict[str, Any]:
     """The content of results.json."""
-    from llaso import __version__
-    from llaso.evaluate.metrics.text_metrics import versions
-
     doc: dict[str, Any] = {
         "llaso_version": __version__,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -193,11 +200,12 @@ def markdown_report(systems: Sequence[SystemScore], registry: Registry, options:
 
 def radar_png(systems: Sequence[SystemScore], registry: Registry, key: str) -> bytes:
     """A radar chart of the per-task normalized values (`key`: "normalized" or "ratio_to_best")."""
+    # matplotlib takes seconds to import: only for the chart, not for whoever imports REPORT_CSS or the
+    # tables; and the Agg backend must be chosen before pyplot is imported.
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     abbrs = [t.abbr for t in registry if any(t.abbr in s.tasks for s in systems)]
     if not abbrs:
@@ -254,8 +262,7 @@ def html_report(systems: Sequence[SystemScore], registry: Registry, options: Sco
     problems = [f"{s.name}: {p}" for s in systems for p in s.problems][:200]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>LLaSO-Eval results</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse;font-size:90%}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}}th{{background:#eee}}</style>
+<style>{REPORT_CSS}</style>
 </head><body>
 <h1>LLaSO-Eval results</h1>
 {table}
@@ -276,8 +283,6 @@ def write_reports(
     normalization: str = "absolute",
 ) -> dict[str, Path]:
     """Write results.json, results.md, report.html and radar.png into `out_dir`."""
-    from llaso.corpus.jsonio import write_bytes_atomic, write_json_atomic
-
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "json": out_dir / "results.json",

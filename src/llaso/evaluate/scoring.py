@@ -1,13 +1,14 @@
 """From prediction files to scores: per file → per task → per category → per modality configuration.
 
-* A file is scored with the metrics its registry source lists (plus the compat variants and counts).
+* A file is scored with the metrics its registry source lists: each metric name selects a scorer in
+  `llaso.evaluate.metrics.registry`, which also reports the metric's compat variants and counts.
 * A task's value of a metric is the unweighted mean over its files that have it, as the original averaged
   files; counts (`n`, `unparsable`, ...) are summed.
 * Each file also gets a normalized value in [0, 1] from its primary metric (the first one of the source's
   metrics that has a value); the task's normalized value is the mean over its files and the overall score
   is the mean over tasks. The normalization is pluggable (`NORMALIZERS`):
-  - `absolute` (default, REFERENCE §6.3): accuracy-like metrics as they are, error rates 1 − min(1, r),
-    judge scores (s − 1) / 4, MAE 1 − min(1, MAE / range of the labels);
+  - `absolute` (default; the paper's own formula is not public): accuracy-like metrics as they are, error
+    rates 1 − min(1, r), judge scores (s − 1) / 4, MAE 1 − min(1, MAE / range of the labels);
   - `ratio_to_best`: value / best value among the systems in the run (best / value for lower-is-better
     metrics), the reading of the seed's radar figure. It needs every system, so it is filled in by
     `apply_ratio_to_best` after all systems are scored.
@@ -18,22 +19,30 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
+from llaso.evaluate import judging
 from llaso.evaluate.judging import JudgeScores
-from llaso.evaluate.metrics import closed, numeric, pronunciation, reference_text, slots
+from llaso.evaluate.metrics import numeric
 from llaso.evaluate.metrics.numeric import Policy
+from llaso.evaluate.metrics.registry import (
+    FALLBACK,
+    JUDGED,
+    Items,
+    check_registry,
+    run_scorers,
+    scorers_for,
+)
+from llaso.evaluate.metrics.text_metrics import start_normalizing
 from llaso.evaluate.reading import FileGroup, read_prediction_file
 from llaso.schema import Modality
-from llaso.tasks.registry import CATEGORIES, Registry, Source, Task
+from llaso.tasks.registry import CATEGORIES, Registry, load_registry
 
 log = logging.getLogger(__name__)
-
-LOWER_IS_BETTER = frozenset({"wer", "wer_compat", "cer", "per", "per_char", "mae"})
-JUDGED = "judge_score"
-FALLBACK = "reference_f1"
 
 
 @dataclass(frozen=True)
@@ -86,21 +95,27 @@ class SystemScore:
 
 
 # ---- normalization -----------------------------------------------------------------------------------
-def absolute_value(metric: str, value: float, label_range: tuple[float, float] | None = None) -> float:
-    """REFERENCE §6.3's absolute mapping of one metric value into [0, 1] (1 is best)."""
+def absolute_value(
+    metric: str,
+    value: float,
+    label_range: tuple[float, float] | None = None,
+    registry: Registry | None = None,
+) -> float:
+    """The absolute mapping of one metric value into [0, 1] (1 is best): see the module docstring. Whether
+    lower is better comes from the metric catalogue of `registry` (default: the shipped one)."""
     if metric == JUDGED:
         return min(1.0, max(0.0, (value - 1.0) / 4.0))
     if metric == "mae":
         lo, hi = label_range or numeric.VALID_RANGE
         return 1.0 - min(1.0, value / (hi - lo))
-    if metric in LOWER_IS_BETTER:
+    if (registry or load_registry()).lower_is_better(metric):
         return 1.0 - min(1.0, value)
     return min(1.0, max(0.0, value))
 
 
-def ratio_value(metric: str, value: float, best: float) -> float:
+def ratio_value(metric: str, value: float, best: float, registry: Registry | None = None) -> float:
     """Ratio to the best system: value / best, or best / value when lower is better."""
-    if metric in LOWER_IS_BETTER:
+    if (registry or load_registry()).lower_is_better(metric):
         return 1.0 if value <= best else (best / value if value else 1.0)
     return value / best if best else 1.0
 
@@ -112,59 +127,22 @@ NORMALIZERS: dict[str, str] = {
 
 
 # ---- one file ----------------------------------------------------------------------------------------
-def _label_set(task: Task, source: Source | None, refs: Iterable[str]) -> tuple[closed.LabelSet, list[str]]:
-    sources = [source] if source is not None else list(task.sources)
-    labels: list[str] = []
-    aliases: dict[str, tuple[str, ...]] = {}
-    for s in sources:
-        labels.extend(s.labels)
-        aliases.update(s.aliases)
-    ls = closed.LabelSet.build(labels, aliases)
-    unknown = []
-    for r in dict.fromkeys(refs):
-        if ls.canonical(r) is None:
-            unknown.append(r)
-            ls = ls.with_label(closed.normalize_label(r))
-    return ls, unknown
-
-
 def _round(x: float | None, nd: int = 6) -> float | None:
     return None if x is None else round(x, nd)
 
 
-def majority_baseline(refs: Sequence[str], n: int | None = None) -> float:
-    """Accuracy of always answering the most frequent reference label: its count over `n` (default: the
-    number of references). Labels are compared after `closed.normalize_label` ("Male." = "male")."""
-    from collections import Counter
-
-    total = len(refs) if n is None else n
-    counts = Counter(closed.normalize_label(r) for r in refs)
-    return max(counts.values()) / total if counts and total else 0.0
-
-
-def score_group(
-    group: FileGroup,
-    judge: dict[int, int | None] | None,
-    options: ScoreOptions,
-    normalized: Callable[[], list[str]] | None = None,
-) -> FileScore:
-    """All metrics of one file group (no aggregation).
-
-    `normalized`, for transcripts: a function returning the normalized references followed by the normalized
-    predictions of the group's valid records (see `transcript_texts`), when normalization was started early.
-    """
-    task, source = group.task, group.source
-    conf = group.configuration
+def _file_score(group: FileGroup) -> FileScore:
+    """A group's FileScore before scoring: its identity, counts and the problems of its records."""
+    task, source, conf, recs = group.task, group.source, group.configuration, group.records
     fs = FileScore(
         file=group.name,
         task=task.abbr if task else None,
         source=source.name if source else None,
         category=task.category if task else None,
         configuration=conf.value if conf else None,
-        n=len(group.records),
+        n=len(recs),
         problems=list(group.problems),
     )
-    recs = group.records
     fs.invalid_records = sum(r.reference is None for r in recs)
     fs.missing_predictions = sum(r.reference is not None and r.missing_prediction for r in recs)
     missing_examples = [r.problem for r in recs if r.reference is not None and r.problem][:5]
@@ -178,130 +156,65 @@ def score_group(
         )
     if group.read_error:
         fs.details["read_error"] = group.read_error
-    if task is None or not recs:
+    return fs
+
+
+def group_items(
+    group: FileGroup,
+    judge: dict[int, int | None] | None,
+    options: ScoreOptions,
+    normalized: Callable[[], list[str]] | None = None,
+) -> Items:
+    """What the scorers see of a group that has a task."""
+    assert group.task is not None
+    valid = [r for r in group.records if r.reference is not None]
+    return Items(
+        file=group.name,
+        task=group.task,
+        source=group.source,
+        refs=[r.reference or "" for r in valid],
+        preds=[r.prediction for r in valid],
+        n=len(group.records),
+        invalid=len(group.records) - len(valid),
+        judge=[judge.get(r.index) for r in group.records] if judge else None,
+        numeric_policy=options.numeric_policy,
+        workers=options.workers,
+        normalized=normalized,
+    )
+
+
+def score_group(
+    group: FileGroup,
+    registry: Registry,
+    judge: dict[int, int | None] | None,
+    options: ScoreOptions,
+    normalized: Callable[[], list[str]] | None = None,
+) -> FileScore:
+    """All metrics of one file group (no aggregation): the scorers of its metrics, in catalogue order.
+
+    `normalized`, for transcripts: a function returning the normalized references followed by the normalized
+    predictions of the group's valid records (see `transcript_texts`), when normalization was started early.
+    """
+    fs = _file_score(group)
+    task, source = group.task, group.source
+    if task is None or not group.records:
         return fs
-    answer_type = source.answer_type if source else task.answer_type
-    metrics = source.metrics if source else task.metrics
-    valid = [r for r in recs if r.reference is not None]
-    refs = [r.reference or "" for r in valid]
-    preds = [r.prediction for r in valid]
-    preds_s = [p or "" for p in preds]
     m: dict[str, Any] = {"n": fs.n}
     if fs.missing_predictions:
         m["missing"] = fs.missing_predictions
     if fs.invalid_records:
         m["invalid"] = fs.invalid_records
-
-    if answer_type == "transcript":
-        from llaso.evaluate.metrics.text_metrics import _error_rate, normalize_many
-
-        both = (
-            normalized() if normalized else normalize_many(transcript_texts(group), workers=options.workers)
-        )
-        nrefs, nhyps = both[: len(refs)], both[len(refs) :]
-        w = _error_rate(nrefs, nhyps, "word")
-        c = _error_rate([" ".join(x.split()) for x in nrefs], [" ".join(x.split()) for x in nhyps], "char")
-        wc = _error_rate(preds_s, refs, "word")
-        m.update(wer=w.rate, wer_mean_utterance=w.mean_utterance, cer=c.rate, wer_compat=wc.rate)
-        fs.details["wer"] = asdict(w)
-        fs.details["wer_compat"] = {
-            **asdict(wc),
-            "note": "original script: no normalization, reference and "
-            "hypothesis swapped (the model answer is the reference)",
-        }
-    elif answer_type == "phonemes":
-        from llaso.evaluate.metrics.phoneme import char_error_rate_ipa, phone_error_rate
-
-        p = phone_error_rate(refs, preds_s)
-        pc = char_error_rate_ipa(refs, preds_s)
-        m.update(per=p.rate, per_mean_utterance=p.mean_utterance, per_char=pc.rate)
-        fs.details["per"] = asdict(p)
-    elif answer_type == "label":
-        ls, unknown = _label_set(task, source, refs)
-        if unknown:
-            fs.problems.append(
-                f"{group.name}: reference label(s) not in the registry's label set, added: "
-                + ", ".join(map(repr, unknown[:10]))
-            )
-        res = closed.closed_scores(refs, preds, ls)
-        ab_c, _ = closed.compat_abstention(refs, preds)
-        # invalid records (no reference) stay in the denominator as wrong and abstained
-        n_all = res.n + fs.invalid_records
-        m.update(
-            accuracy=res.correct / n_all if n_all else 0.0,
-            accuracy_compat=closed.compat_accuracy(refs, preds) * res.n / n_all if n_all else 0.0,
-            abstention_rate=(res.abstained + fs.invalid_records) / n_all if n_all else 0.0,
-            abstention_rate_compat=(ab_c + fs.invalid_records) / n_all if n_all else 0.0,
-        )
-        # the majority-class baseline: the share of the most frequent reference label (always answering it)
-        m["majority_baseline"] = majority_baseline(refs, n_all)
-        fs.details["closed"] = {
-            "correct": res.correct,
-            "abstained": res.abstained + fs.invalid_records,
-            "abstained_compat": ab_c + fs.invalid_records,
-            "labels": list(ls.labels),
-            "confusion": res.confusion,
-        }
-    elif answer_type == "number":
-        rng = source.range if source and source.range else numeric.VALID_RANGE
-        words = numeric.AGE_WORDS if task.abbr == "AC" else None
-        res_n = numeric.mean_absolute_error(
-            refs, preds, policy=options.numeric_policy, label_range=rng, words=words
-        )
-        m.update(
-            mae=res_n.mae,
-            unparsable=res_n.unparsable + fs.invalid_records,
-            out_of_range=res_n.out_of_range,
-            mae_parsable=res_n.mae_parsable,
-        )
-        fs.details["numeric"] = {**asdict(res_n), "label_range": list(rng)}
-
-    if "slot_f1" in metrics:
-        sr = slots.slot_f1(refs, preds)
-        m.update(slot_f1=sr.f1, slot_precision=sr.precision, slot_recall=sr.recall)
-    if "pronunciation" in metrics:
-        word_level = "word" in group.name.lower() or task.abbr == "PSWL"
-        pr = (
-            pronunciation.word_scores(refs, preds)
-            if word_level
-            else pronunciation.sentence_scores(refs, preds)
-        )
-        m["pronunciation"] = pr.exact_mean
-        for fname, f_score in pr.fields.items():
-            m[f"{fname}_exact"] = f_score.exact
-            m[f"{fname}_mae"] = f_score.mae
-        fs.details["pronunciation"] = asdict(pr)
-    if JUDGED in metrics:
-        if judge:
-            got = [judge.get(r.index) for r in recs]
-            scored_vals = [s for s in got if s is not None]
-            if scored_vals:
-                m[JUDGED] = sum(scored_vals) / len(scored_vals)
-                m["judge_n"] = len(scored_vals)
-            if len(scored_vals) < len(recs):
-                fs.problems.append(
-                    f"{group.name}: {len(recs) - len(scored_vals)} of {len(recs)} record(s) "
-                    "have no judge score"
-                )
-        if all(x == JUDGED for x in metrics):
-            # always computed (cheap): the fallback without a judge, and what ratio-to-best compares when
-            # only some systems of a run have judge scores
-            rs = reference_text.reference_scores(refs, preds)
-            m.update(
-                reference_f1=rs.token_f1 * len(refs) / fs.n, reference_rouge_l=rs.rouge_l * len(refs) / fs.n
-            )
-            fs.details["reference_based"] = reference_text.LABEL
-
+    scores = run_scorers(group_items(group, judge, options, normalized), scorers_for(registry, task, source))
+    m.update(scores.metrics)
+    fs.details.update(scores.details)
+    fs.problems.extend(scores.problems)
     fs.metrics = {k: _round(v) if isinstance(v, float) else v for k, v in m.items()}
-    order = list(metrics)
-    if JUDGED in metrics and all(x == JUDGED for x in metrics):
-        order.append(FALLBACK)
-    for name in order:
+    # the primary metric: the first of the source's metrics that has a value (the fallback last)
+    for name in (*(source.metrics if source else task.metrics), FALLBACK):
         if fs.metrics.get(name) is not None:
             fs.primary = name
-            fs.normalized = _round(
-                absolute_value(name, float(fs.metrics[name]), source.range if source else None)
-            )
+            value = absolute_value(name, float(fs.metrics[name]), source.range if source else None, registry)
+            fs.normalized = _round(value)
             break
     return fs
 
@@ -332,13 +245,10 @@ def score_files(
     name: str = "system",
 ) -> tuple[list[FileScore], JudgeScores]:
     """Read and score files; `judge_for(groups)` supplies judge scores for the groups that need them."""
-    from tqdm import tqdm
-
+    check_registry(registry)
     groups: list[FileGroup] = []
     for p, shown in zip(paths, display_names(paths), strict=True):
         groups.extend(read_prediction_file(p, registry, shown))
-    from llaso.evaluate.metrics.text_metrics import start_normalizing
-
     # The text normalizer is the slow part: start it first, on worker processes, and score the rest meanwhile.
     early = {
         i: start_normalizing(transcript_texts(g), options.workers)
@@ -352,7 +262,7 @@ def score_files(
     for i in bar:
         g = groups[i]
         bar.set_postfix_str(g.name[:40])
-        out[i] = score_group(g, judge.for_file(g.name) if g.task else None, options, early.get(i))
+        out[i] = score_group(g, registry, judge.for_file(g.name) if g.task else None, options, early.get(i))
     return [out[i] for i in range(len(groups))], judge
 
 
@@ -388,26 +298,40 @@ SUMMED = frozenset({"n", "unparsable", "out_of_range", "missing", "invalid", "ju
 
 def aggregate(system: SystemScore, registry: Registry) -> None:
     """Fill the task, category and configuration tables and the overall normalized score."""
+    system.tasks = _task_rows(system.files, registry)
+    system.categories = _category_rows(system.tasks, registry)
+    system.configurations = _configuration_rows(system.files)
+    system.abstention = _pooled_abstention(system.files, registry)
+    system.normalized_score = _round(
+        _mean([r["normalized"] for r in system.tasks.values() if r["normalized"] is not None])
+    )
+
+
+def _task_rows(files: Sequence[FileScore], registry: Registry) -> dict[str, dict[str, Any]]:
+    """Per task, in registry order: each metric's mean over its files (counts summed), the normalized value."""
     by_task: dict[str, list[FileScore]] = defaultdict(list)
-    for f in system.files:
+    for f in files:
         if f.task is not None:
             by_task[f.task].append(f)
     tasks: dict[str, dict[str, Any]] = {}
     for abbr in [t.abbr for t in registry if t.abbr in by_task]:
-        files = by_task[abbr]
-        keys = dict.fromkeys(k for f in files for k in f.metrics)
+        task_files = by_task[abbr]
+        keys = dict.fromkeys(k for f in task_files for k in f.metrics)
         row: dict[str, Any] = {}
         for k in keys:
-            vals = [f.metrics[k] for f in files if f.metrics.get(k) is not None]
+            vals = [f.metrics[k] for f in task_files if f.metrics.get(k) is not None]
             if not vals:
                 continue
             row[k] = sum(vals) if k in SUMMED else _round(_mean(vals))
-        norm = [f.normalized for f in files if f.normalized is not None]
+        norm = [f.normalized for f in task_files if f.normalized is not None]
         row["normalized"] = _round(_mean(norm))
-        row["files"] = len(files)
-        row["primary"] = sorted({f.primary for f in files if f.primary})
+        row["files"] = len(task_files)
+        row["primary"] = sorted({f.primary for f in task_files if f.primary})
         tasks[abbr] = row
-    system.tasks = tasks
+    return tasks
+
+
+def _category_rows(tasks: dict[str, dict[str, Any]], registry: Registry) -> dict[str, dict[str, Any]]:
     cats: dict[str, dict[str, Any]] = {}
     for cat in CATEGORIES:
         vals = [
@@ -417,29 +341,36 @@ def aggregate(system: SystemScore, registry: Registry) -> None:
         ]
         if vals:
             cats[cat] = {"normalized": _round(_mean(vals)), "tasks": len(vals)}
-    system.categories = cats
+    return cats
+
+
+def _configuration_rows(files: Sequence[FileScore]) -> dict[str, dict[str, Any]]:
+    """Per modality configuration: the mean normalized value of its files, and AQA's judge score."""
     confs: dict[str, dict[str, Any]] = {}
     for mod in Modality:
-        files = [f for f in system.files if f.configuration == mod.value and f.scored]
-        if not files:
+        conf_files = [f for f in files if f.configuration == mod.value and f.scored]
+        if not conf_files:
             continue
         entry: dict[str, Any] = {
             "notation": mod.notation,
-            "files": len(files),
-            "normalized": _round(_mean([f.normalized for f in files if f.normalized is not None])),
+            "files": len(conf_files),
+            "normalized": _round(_mean([f.normalized for f in conf_files if f.normalized is not None])),
         }
-        judged = [f.metrics[JUDGED] for f in files if f.metrics.get(JUDGED) is not None and f.task == "AQA"]
+        judged = [
+            f.metrics[JUDGED] for f in conf_files if f.metrics.get(JUDGED) is not None and f.task == "AQA"
+        ]
         if judged:
             entry["aqa_judge_score"] = _round(_mean(judged))
         confs[mod.value] = entry
-    system.configurations = confs
-    closed_files = [
-        f for f in system.files if "abstention_rate" in f.metrics and _in_abstention_pool(f, registry)
-    ]
+    return confs
+
+
+def _pooled_abstention(files: Sequence[FileScore], registry: Registry) -> dict[str, Any]:
+    closed_files = [f for f in files if "abstention_rate" in f.metrics and _in_abstention_pool(f, registry)]
     n = sum(f.n for f in closed_files)
     ab = sum(f.details["closed"]["abstained"] for f in closed_files)
     ab_c = sum(f.details["closed"]["abstained_compat"] for f in closed_files)
-    system.abstention = {
+    return {
         "files": len(closed_files),
         "n": n,
         "abstained": ab,
@@ -447,9 +378,6 @@ def aggregate(system: SystemScore, registry: Registry) -> None:
         "abstention_rate": _round(ab / n) if n else None,
         "abstention_rate_compat": _round(ab_c / n) if n else None,
     }
-    system.normalized_score = _round(
-        _mean([r["normalized"] for r in tasks.values() if r["normalized"] is not None])
-    )
 
 
 def _in_abstention_pool(f: FileScore, registry: Registry) -> bool:
@@ -481,9 +409,9 @@ def apply_ratio_to_best(systems: Sequence[SystemScore], registry: Registry) -> N
         if metric is None:
             continue
         vals = [float(f.metrics[metric]) for f in files]
-        best = min(vals) if metric in LOWER_IS_BETTER else max(vals)
+        best = min(vals) if registry.lower_is_better(metric) else max(vals)
         for f, v in zip(files, vals, strict=True):
-            f.ratio_to_best = _round(ratio_value(metric, v, best))
+            f.ratio_to_best = _round(ratio_value(metric, v, best, registry))
     for s in systems:
         for abbr, row in s.tasks.items():
             vals = [f.ratio_to_best for f in s.files if f.task == abbr and f.ratio_to_best is not None]
@@ -530,8 +458,6 @@ def score_system(
 ) -> SystemScore:
     """Score one system: its prediction files (or folders), with judge scores from, in this order,
     an LLM judge `backend`, the records in `judge_records`, the folder's own `gpt_result/`, or none."""
-    from llaso.evaluate import judging
-
     options = options or ScoreOptions()
     paths = expand_prediction_inputs(inputs)
     if not paths:

@@ -1,33 +1,40 @@
 """Batched, resumable inference over LLaSO eval files.
 
-For each eval file: items not yet done are sorted by length (audio seconds, then prompt length) so that a
-batch wastes little padding, decoded greedily with left padding, and their results appended to the file's
-`ResultStore` after every batch. A sample the processor refuses (missing or unreadable audio, placeholder
-count mismatch, too long) gets an error record and the run goes on. With several processes (`accelerate
-launch` / `torchrun`), each takes every k-th pending item and writes its own log; the first process writes
-the final file once all are done.
+For each eval file: items not yet done are sorted by generation budget, then by length (audio seconds, then
+prompt length) so that a batch wastes little padding, decoded greedily with left padding, and their results
+appended to the file's `ResultStore` after every batch. An item's budget is its task's `max_new_tokens` in
+the task registry unless the options set one. A sample the processor refuses (missing or unreadable audio,
+placeholder count mismatch, too long) gets an error record and the run goes on. With several processes
+(`accelerate launch` / `torchrun`), each takes every k-th pending item and writes its own log; the first
+process writes the final file once all are done.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import soundfile as sf
+import torch
+
 from llaso.corpus.jsonio import expand_inputs, iter_samples
 from llaso.corpus.paths import AudioPathError, resolve_audio_path
 from llaso.infer.store import ERROR_KEY, ResultStore
+from llaso.model import LlasoForConditionalGeneration, LlasoProcessor
+from llaso.model.processing import LlasoInputError
 from llaso.schema import Sample
+from llaso.tasks.registry import Registry, load_registry
+from llaso.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MAX_NEW_TOKENS = 256  # the original's setting for every task (REFERENCE §6.1)
 
 
 class NotALlasoModel(ValueError):
@@ -37,11 +44,22 @@ class NotALlasoModel(ValueError):
 @dataclass
 class InferOptions:
     batch_size: int = 8
-    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
-    max_new_tokens_per_task: dict[str, int] = field(default_factory=dict)
+    # None: each item's task budget from the task registry (`llaso tasks show TASK`); an int: every task's
+    max_new_tokens: int | None = None
+    max_new_tokens_per_task: dict[str, int] = field(default_factory=dict)  # wins over both, per task
     audio_root: str | None = None
     limit: int | None = None  # only the first N items of each file (smoke runs)
     progress: bool = True
+
+    def budget(self, task: str | None, registry: Registry) -> int:
+        """The max_new_tokens of an item of `task` (None: unknown; it gets the registry's default)."""
+        if task is not None and task in self.max_new_tokens_per_task:
+            return self.max_new_tokens_per_task[task]
+        if self.max_new_tokens is not None:
+            return self.max_new_tokens
+        if task is not None and task in registry:
+            return registry.get(task).max_new_tokens
+        return registry.max_new_tokens
 
 
 @dataclass
@@ -82,8 +100,6 @@ def load_model(
             "build one with `llaso weights import` and the training recipe, or convert an original LLaSO "
             "checkpoint (docs/model.md)"
         )
-    from llaso.model import LlasoForConditionalGeneration, LlasoProcessor
-
     model = LlasoForConditionalGeneration.from_pretrained(path, dtype=dtype)
     processor = LlasoProcessor.from_pretrained(path)
     if device:
@@ -92,8 +108,6 @@ def load_model(
 
 
 def _audio_seconds(sample: Sample, audio_root: str | None) -> float:
-    import soundfile as sf
-
     total = 0.0
     for p in sample.voice:
         # a bad file counts 0 here; the processor reports it properly when the item is decoded
@@ -102,13 +116,137 @@ def _audio_seconds(sample: Sample, audio_root: str | None) -> float:
     return total
 
 
-def _task_of(path: Path, samples: Sequence[Sample]) -> str | None:
-    from llaso.tasks import load_registry
+def _item_tasks(
+    path: Path, samples: Sequence[Sample], idx: Sequence[int], registry: Registry
+) -> dict[int, str | None]:
+    """The task of each item: its `task` field, else the one the file name matches (None if none does)."""
+    file_task = None
+    if any(not samples[i].task for i in idx):
+        match = registry.lookup_file(path)
+        file_task = match.task.abbr if match else None
+    return {i: (samples[i].task or "").upper() or file_task for i in idx}
 
-    if samples and samples[0].task:
-        return samples[0].task.upper()
-    match = load_registry().lookup_file(path)
-    return match.task.abbr if match else None
+
+def _batches(items: Sequence[int], budgets: dict[int, int], size: int) -> Iterator[tuple[int, list[int]]]:
+    """(budget, up to `size` items) in order; a batch never mixes budgets (`items` come grouped by one)."""
+    for budget, group in itertools.groupby(items, key=budgets.__getitem__):
+        run = list(group)
+        for start in range(0, len(run), size):
+            yield budget, run[start : start + size]
+
+
+class _Run:
+    """One `run_inference` call: the model, the options, and the summary it fills file by file."""
+
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        opts: InferOptions,
+        rank: int,
+        world_size: int,
+        barrier: Callable[[], None],
+    ) -> None:
+        self.model, self.processor, self.opts = model, processor, opts
+        self.rank, self.world_size, self.barrier = rank, world_size, barrier
+        self.device = next(model.parameters()).device
+        self.feat_dtype = next(model.parameters()).dtype
+        self.registry = load_registry()
+        self.summary = InferSummary()
+        self.t0 = time.perf_counter()
+
+    def file(self, path: Path, out_dir: Path, name: str) -> None:
+        """Decode the pending items of one eval file into its store; the first process finalizes it."""
+        opts, summary = self.opts, self.summary
+        samples = list(iter_samples(path))
+        if opts.limit is not None:
+            samples = samples[: opts.limit]
+        store = ResultStore(out_dir, path, shard=self.rank if self.world_size > 1 else None)
+        counts = {"items": len(samples), "decoded": 0, "errors": 0, "skipped": 0}
+        summary.files[name] = counts
+        if store.complete:
+            counts["skipped"] = len(samples)
+            summary.skipped += len(samples)
+            return
+        done = store.done()
+        self.barrier()  # every process has read the logs before anyone appends
+        pending = [i for i in range(len(samples)) if i not in done]
+        counts["skipped"] = len(samples) - len(pending)
+        summary.skipped += counts["skipped"]
+        secs = {i: _audio_seconds(samples[i], opts.audio_root) for i in pending}
+        tasks = _item_tasks(path, samples, pending, self.registry)
+        budgets = {i: opts.budget(tasks[i], self.registry) for i in pending}
+        pending.sort(key=lambda i: (-budgets[i], -secs[i], -len(samples[i].human_text)))
+        mine = pending[self.rank :: self.world_size]
+        bar = progress_bar(desc=path.name, unit="sample", total=len(mine), disable=not opts.progress)
+        for budget, idx in _batches(mine, budgets, opts.batch_size):
+            results = self._decode(path, samples, idx, budget, counts, secs)
+            store.add(results)
+            elapsed = time.perf_counter() - self.t0
+            bar.update(len(results))
+            bar.set_postfix(RTFx=f"{summary.audio_seconds / elapsed:.1f}" if elapsed else "-")
+        bar.close()
+        store.close()
+        self.barrier()
+        if self.rank == 0 and not store.finalize(len(samples)):
+            log.warning("%s: not every item has a result yet; rerun to finish", path.name)
+
+    def _decode(
+        self,
+        path: Path,
+        samples: list[Sample],
+        idx: list[int],
+        budget: int,
+        counts: dict[str, int],
+        secs: dict[int, float],
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """(item, output record) for one batch: the answers, and an error record for each refused sample."""
+        results, idx, batch = self._prepare(path, samples, idx)
+        counts["errors"] += len(results)
+        self.summary.errors += len(results)
+        if not idx:
+            return results
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        if "input_features" in batch:
+            batch["input_features"] = batch["input_features"].to(self.feat_dtype)
+        with torch.inference_mode():
+            out = self.model.generate(**batch, max_new_tokens=budget, do_sample=False, num_beams=1)
+        texts = self.processor.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+        for i, text in zip(idx, texts, strict=True):
+            s = samples[i]
+            s.prediction = text.strip()
+            results.append((i, s.to_record()))
+            self.summary.audio_seconds += secs[i]
+        counts["decoded"] += len(idx)
+        self.summary.decoded += len(idx)
+        return results
+
+    def _prepare(
+        self, path: Path, samples: list[Sample], idx: list[int]
+    ) -> tuple[list[tuple[int, dict[str, Any]]], list[int], Any]:
+        """The processor's batch of `idx`; when it refuses the batch, the bad samples are found one by one
+        (they get error records) and the others still run together. Returns (error records, good items,
+        batch)."""
+        audio_root = self.opts.audio_root
+        try:
+            return [], idx, self._from_samples([samples[i] for i in idx])
+        except LlasoInputError:
+            pass
+        errors: list[tuple[int, dict[str, Any]]] = []
+        good = []
+        for i in idx:
+            try:
+                self.processor.from_samples([samples[i]], audio_root=audio_root, add_generation_prompt=True)
+                good.append(i)
+            except LlasoInputError as e:
+                rec = samples[i].to_record()
+                rec.update({"answer": None, ERROR_KEY: e.problem})
+                errors.append((i, rec))
+                log.warning("%s, item %d: %s", path.name, i, e.problem)
+        return errors, good, self._from_samples([samples[i] for i in good]) if good else None
+
+    def _from_samples(self, batch: list[Sample]) -> Any:
+        return self.processor.from_samples(batch, audio_root=self.opts.audio_root, add_generation_prompt=True)
 
 
 def run_inference(
@@ -123,97 +261,14 @@ def run_inference(
     barrier: Callable[[], None] = lambda: None,
 ) -> InferSummary:
     """Decode every item of every eval file in `data` into `out_dir` (see the module docstring)."""
-    import torch
-
-    from llaso.model.processing import LlasoInputError
-    from llaso.utils.progress import progress_bar
-
-    opts = opts or InferOptions()
     files = _files_with_subfolders(data)
     if not files:
         raise ValueError(f"no .json/.jsonl eval files in {', '.join(map(str, data))}")
-    summary = InferSummary()
-    t0 = time.perf_counter()
-    device = next(model.parameters()).device
-    feat_dtype = next(model.parameters()).dtype
-
+    run = _Run(model, processor, opts or InferOptions(), rank, world_size, barrier)
     for path, sub in files:
-        samples = list(iter_samples(path))
-        if opts.limit is not None:
-            samples = samples[: opts.limit]
-        store = ResultStore(Path(out_dir) / sub, path, shard=rank if world_size > 1 else None)
-        counts = {"items": len(samples), "decoded": 0, "errors": 0, "skipped": 0}
-        summary.files[str(sub / path.name)] = counts
-        if store.complete:
-            counts["skipped"] = len(samples)
-            summary.skipped += len(samples)
-            continue
-        done = store.done()
-        barrier()  # every process has read the logs before anyone appends
-        pending = [i for i in range(len(samples)) if i not in done]
-        counts["skipped"] = len(samples) - len(pending)
-        summary.skipped += counts["skipped"]
-        secs = {i: _audio_seconds(samples[i], opts.audio_root) for i in pending}
-        pending.sort(key=lambda i: (-secs[i], -len(samples[i].human_text)))
-        mine = pending[rank::world_size]
-        task = _task_of(path, samples)
-        max_new = opts.max_new_tokens_per_task.get(task or "", opts.max_new_tokens)
-
-        bar = progress_bar(desc=path.name, unit="sample", total=len(mine), disable=not opts.progress)
-        for start in range(0, len(mine), opts.batch_size):
-            idx = mine[start : start + opts.batch_size]
-            results: list[tuple[int, dict[str, Any]]] = []
-            try:
-                batch = processor.from_samples(
-                    [samples[i] for i in idx], audio_root=opts.audio_root, add_generation_prompt=True
-                )
-            except LlasoInputError:  # find the bad samples one by one; the others still run together
-                good = []
-                for i in idx:
-                    try:
-                        processor.from_samples(
-                            [samples[i]], audio_root=opts.audio_root, add_generation_prompt=True
-                        )
-                        good.append(i)
-                    except LlasoInputError as e:
-                        rec = samples[i].to_record()
-                        rec.update({"answer": None, ERROR_KEY: e.problem})
-                        results.append((i, rec))
-                        log.warning("%s, item %d: %s", path.name, i, e.problem)
-                counts["errors"] += len(idx) - len(good)
-                summary.errors += len(idx) - len(good)
-                idx = good
-                if idx:
-                    batch = processor.from_samples(
-                        [samples[i] for i in idx], audio_root=opts.audio_root, add_generation_prompt=True
-                    )
-            if idx:
-                batch = {k: v.to(device) for k, v in batch.items()}
-                if "input_features" in batch:
-                    batch["input_features"] = batch["input_features"].to(feat_dtype)
-                with torch.inference_mode():
-                    out = model.generate(**batch, max_new_tokens=max_new, do_sample=False, num_beams=1)
-                texts = processor.batch_decode(
-                    out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True
-                )
-                for i, text in zip(idx, texts, strict=True):
-                    s = samples[i]
-                    s.prediction = text.strip()
-                    results.append((i, s.to_record()))
-                    summary.audio_seconds += secs[i]
-                counts["decoded"] += len(idx)
-                summary.decoded += len(idx)
-            store.add(results)
-            elapsed = time.perf_counter() - t0
-            bar.update(len(results))
-            bar.set_postfix(RTFx=f"{summary.audio_seconds / elapsed:.1f}" if elapsed else "-")
-        bar.close()
-        store.close()
-        barrier()
-        if rank == 0 and not store.finalize(len(samples)):
-            log.warning("%s: not every item has a result yet; rerun to finish", path.name)
-    summary.seconds = time.perf_counter() - t0
-    return summary
+        run.file(path, Path(out_dir) / sub, str(sub / path.name))
+    run.summary.seconds = time.perf_counter() - run.t0
+    return run.summary
 
 
 def _files_with_subfolders(data: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, Path]]:

@@ -1,9 +1,9 @@
 """The LLaSO model in transformers style: config, processor, model, weight import and conversion.
 
-Imports are lazy (`llaso.cli` imports this package at start-up, torch and transformers are heavy):
-`from llaso.model import LlasoForConditionalGeneration` loads the modeling module on first use, and
-importing any of these modules registers the Auto classes (AutoConfig "llaso", AutoModelForCausalLM,
-AutoModel, AutoProcessor), so `from_pretrained` on a saved folder works afterwards.
+Imports are lazy, because light modules (`llaso.model.weights`) import this package and torch and
+transformers are heavy: `from llaso.model import LlasoForConditionalGeneration` loads the modeling module
+on first use, and importing any of these modules registers the Auto classes (AutoConfig "llaso",
+AutoModelForCausalLM, AutoModel, AutoProcessor), so `from_pretrained` on a saved folder works afterwards.
 """
 
 from __future__ import annotations

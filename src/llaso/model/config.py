@@ -27,6 +27,7 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
+import yaml
 from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
@@ -214,12 +215,7 @@ def load_model_config(path: str | os.PathLike[str], **overrides: Any) -> LlasoCo
     """
     p = Path(path)
     text = p.read_text(encoding="utf-8")
-    if p.suffix in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(text)
-    else:
-        data = json.loads(text)
+    data = yaml.safe_load(text) if p.suffix in (".yaml", ".yml") else json.loads(text)
     if not isinstance(data, dict):
         raise ValueError(f"{p}: a model config must be a mapping, got {type(data).__name__}")
     data.pop("model_type", None)

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import init_empty_weights
+from safetensors.torch import load_file
 from transformers import AutoConfig, PretrainedConfig, WhisperConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
@@ -180,8 +182,6 @@ def _set_token_ids(config: LlasoConfig, tokenizer: Any) -> None:
 # ---- weights ------------------------------------------------------------------------------------
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         return dict(load_file(str(path)))
     return dict(torch.load(str(path), map_location="cpu", weights_only=True))
 
@@ -247,8 +247,6 @@ def convert_original_checkpoint(
         config_json if isinstance(config_json, Mapping) else json.loads(Path(config_json).read_text("utf-8"))
     )
     config = config_from_original(original, audio_config=audio_config, state_dict=sd, tokenizer=tokenizer)
-
-    from accelerate import init_empty_weights
 
     with init_empty_weights(include_buffers=False):
         model = LlasoForConditionalGeneration(config)

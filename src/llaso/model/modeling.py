@@ -16,7 +16,7 @@ import contextlib
 import copy
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,6 +27,8 @@ from transformers import (
     AutoTokenizer,
     GenerationConfig,
     GenerationMixin,
+    LlamaConfig,
+    LlamaForCausalLM,
     PretrainedConfig,
     PreTrainedModel,
     WhisperConfig,
@@ -39,10 +41,8 @@ from llaso.model.config import (
     LLAMA3_AUDIO_TOKEN,
     LlasoConfig,
 )
+from llaso.model.processing import LlasoProcessor, make_toy_tokenizer
 from llaso.model.projector import AudioProjector
-
-if TYPE_CHECKING:
-    from llaso.model.processing import LlasoProcessor
 
 log = logging.getLogger(__name__)
 
@@ -381,8 +381,6 @@ def build_llaso(
     See that method for the arguments. The processor's feature extractor is built from the encoder config
     (mel bins, window length), so it matches the model by construction.
     """
-    from llaso.model.processing import LlasoProcessor
-
     enc = _load_encoder(encoder, dtype)
     lm: PreTrainedModel = (
         AutoModelForCausalLM.from_pretrained(os.fspath(language_model), dtype=dtype)
@@ -478,10 +476,6 @@ def build_tiny_llaso(
     Whisper-shaped encoder (80 mel bins, `window_seconds` windows via `max_source_positions`) +
     Llama-shaped LM; `config_overrides` as in `from_pretrained_parts` (`audio_token_mode`, `stack_factor`...).
     """
-    from transformers import LlamaConfig, LlamaForCausalLM, WhisperConfig
-
-    from llaso.model.processing import make_toy_tokenizer
-
     torch.manual_seed(seed)
     heads = max(2, d_model // 64)  # Whisper uses 64-dim heads
     wc = WhisperConfig(

@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoProcessor, WhisperFeatureExtractor
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoProcessor, PreTrainedTokenizerFast, WhisperFeatureExtractor
 from transformers.processing_utils import ProcessorMixin
 
 from llaso.corpus.audio import SILENCE_DB, AudioError, load_audio
@@ -486,9 +487,6 @@ def make_toy_tokenizer(style: str = "llama3", vocab_size: int = 400) -> Any:
     `<|end_header_id|>`, `<|eot_id|>`, `<|reserved_special_token_0|>`) and no pad token, like the real one;
     `style="chatml"` has SmolLM2's `<|im_start|>`/`<|im_end|>` and its ChatML chat template.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
     if style == "llama3":
         specials = [
             "<|begin_of_text|>",

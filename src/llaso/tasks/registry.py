@@ -17,6 +17,9 @@ from llaso.schema import Modality
 CATEGORIES = ("linguistic", "semantic", "paralinguistic")
 ANSWER_TYPES = ("label", "number", "transcript", "phonemes", "free_text")
 LABELS_PLACEHOLDER = "{labels}"
+DIRECTIONS = ("higher", "lower")
+PRONUNCIATION_LEVELS = ("word", "sentence")
+DEFAULT_MAX_NEW_TOKENS = 256  # the original decoded every task with this budget
 
 
 class RegistryError(ValueError):
@@ -25,9 +28,14 @@ class RegistryError(ValueError):
 
 @dataclass(frozen=True)
 class Metric:
+    """One entry of the metric catalogue."""
+
     name: str
     direction: str  # "higher" or "lower"
     description: str
+    # A variant is reported beside its metric by that metric's scorer (`wer_compat` beside `wer`); a task
+    # names the metric, never the variant.
+    variant_of: str | None = None
 
     @property
     def higher_is_better(self) -> bool:
@@ -45,6 +53,8 @@ class Source:
     labels: tuple[str, ...] = ()
     aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
     range: tuple[float, float] | None = None
+    number_words: str | None = None  # the word list numeric answers may use ("age": "adult" = 22)
+    pronunciation_level: str | None = None  # "word" or "sentence": how pronunciation scores are read
     _patterns: tuple[re.Pattern[str], ...] = field(default=(), repr=False, compare=False)
 
     def matches(self, stem: str) -> bool:
@@ -65,6 +75,7 @@ class Task:
     sources: tuple[Source, ...]
     templates: tuple[str, ...] = ()
     number_templates: tuple[str, ...] = ()  # for the task's numeric sources (AC: VocalSound age in years)
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS  # the generation budget inference uses by default
 
     @property
     def primary_metric(self) -> str:
@@ -110,10 +121,8 @@ class Registry:
         number_templates: dict[str, list[str]] | None = None,
     ):
         self.version = spec.get("version", 1)
-        self.metrics = {
-            name: Metric(name, m["direction"], m.get("description", ""))
-            for name, m in spec["metrics"].items()
-        }
+        self.metrics = _build_catalogue(spec["metrics"])
+        self.max_new_tokens = _budget(spec.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS), "tasks.yaml")
         hints = spec.get("modality_hints", {})
         self.suffix_hints = {k: Modality(v) for k, v in hints.get("suffixes", {}).items()}
         self.folder_hints = {k: Modality(v) for k, v in hints.get("folders", {}).items()}
@@ -127,6 +136,7 @@ class Registry:
                 tuple(templates.get(t["abbr"], ())),
                 self.metrics,
                 tuple((number_templates or {}).get(t["abbr"], ())),
+                self.max_new_tokens,
             )
             if task.abbr in self.tasks:
                 raise RegistryError(f"task {task.abbr} is defined twice")
@@ -147,6 +157,15 @@ class Registry:
 
     def __contains__(self, abbr: object) -> bool:
         return isinstance(abbr, str) and abbr.strip().upper() in self.tasks
+
+    def metric(self, name: str) -> Metric:
+        if name not in self.metrics:
+            raise RegistryError(f"metric {name!r} is not in the metric catalogue ({', '.join(self.metrics)})")
+        return self.metrics[name]
+
+    def lower_is_better(self, metric: str) -> bool:
+        """Whether smaller values of a catalogue metric are better (error rates, MAE)."""
+        return not self.metric(metric).higher_is_better
 
     def file_stem(self, path: str | PurePath) -> str:
         """The file name without extension and split suffix: `vctk_gender_classification_test.json` →
@@ -183,52 +202,114 @@ class Registry:
         return None
 
 
+def _build_catalogue(entries: dict[str, Any]) -> dict[str, Metric]:
+    metrics = {
+        name: Metric(name, m["direction"], m.get("description", ""), m.get("variant_of"))
+        for name, m in entries.items()
+    }
+    for m in metrics.values():
+        if m.direction not in DIRECTIONS:
+            raise RegistryError(
+                f"tasks.yaml: metric {m.name}: direction {m.direction!r} is not one of {DIRECTIONS}"
+            )
+        if m.variant_of is not None and (m.variant_of not in metrics or metrics[m.variant_of].variant_of):
+            raise RegistryError(
+                f"tasks.yaml: metric {m.name} is a variant of {m.variant_of!r}, not a catalogue metric"
+            )
+    return metrics
+
+
+def _budget(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RegistryError(f"{where}: max_new_tokens must be a positive integer, got {value!r}")
+    return value
+
+
+def _check_metrics(names: tuple[str, ...], metrics: dict[str, Metric], where: str) -> None:
+    for m in names:
+        if m not in metrics:
+            raise RegistryError(f"{where}: metric {m!r} is not in the metric catalogue")
+        if metrics[m].variant_of:
+            raise RegistryError(
+                f"{where}: metric {m!r} is a variant reported with {metrics[m].variant_of!r}; name that one"
+            )
+
+
 def _build_task(
     t: dict[str, Any],
     templates: tuple[str, ...],
     metrics: dict[str, Metric],
     number_templates: tuple[str, ...] = (),
+    default_max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
 ) -> Task:
     abbr = t["abbr"]
     where = f"tasks.yaml: task {abbr}"
     if t["category"] not in CATEGORIES:
         raise RegistryError(f"{where}: category {t['category']!r} is not one of {CATEGORIES}")
     task_metrics = tuple(t["metrics"])
-    sources = []
-    for s in t["sources"]:
-        answer_type = s.get("answer_type", t["answer_type"])
-        if answer_type not in ANSWER_TYPES:
-            raise RegistryError(f"{where}: answer type {answer_type!r} is not one of {ANSWER_TYPES}")
-        src_metrics = tuple(s.get("metrics", task_metrics))
-        for m in (*src_metrics, *task_metrics):
-            if m not in metrics:
-                raise RegistryError(f"{where}: metric {m!r} is not in the metric catalogue")
-        raw_labels = s.get("labels", ())
-        if any(isinstance(x, bool) or not isinstance(x, str | int) for x in raw_labels):
-            raise RegistryError(
-                f"{where}: labels of {s['name']} must be strings (quote YAML's No/Yes/On/Off)"
-            )
-        labels = tuple(str(x) for x in raw_labels)
-        aliases = {str(k): tuple(str(a) for a in v) for k, v in (s.get("aliases") or {}).items()}
-        for k in aliases:
-            if k not in labels:
-                raise RegistryError(f"{where}: alias for {k!r}, which is not a label of {s['name']}")
-        if answer_type == "label" and not labels:
-            raise RegistryError(f"{where}: source {s['name']} has answer type 'label' but no labels")
-        rng = tuple(float(x) for x in s["range"]) if "range" in s else None
-        files = tuple(s["files"])
-        sources.append(
-            Source(
-                name=s["name"],
-                files=files,
-                answer_type=answer_type,
-                metrics=src_metrics,
-                labels=labels,
-                aliases=aliases,
-                range=(rng[0], rng[1]) if rng else None,
-                _patterns=tuple(re.compile(f, re.I) for f in files),
-            )
+    _check_metrics(task_metrics, metrics, where)
+    sources = tuple(_build_source(s, t, metrics, where) for s in t["sources"])
+    _check_templates(abbr, sources, templates, number_templates)
+    return Task(
+        abbr=abbr,
+        name=t["name"],
+        category=t["category"],
+        answer_type=t["answer_type"],
+        metrics=task_metrics,
+        sources=sources,
+        templates=templates,
+        number_templates=number_templates,
+        max_new_tokens=_budget(t.get("max_new_tokens", default_max_new_tokens), where),
+    )
+
+
+def _build_source(s: dict[str, Any], t: dict[str, Any], metrics: dict[str, Metric], where: str) -> Source:
+    """One source entry; `answer_type`, `metrics`, `number_words` and `pronunciation_level` default to the
+    task's."""
+    answer_type = s.get("answer_type", t["answer_type"])
+    if answer_type not in ANSWER_TYPES:
+        raise RegistryError(f"{where}: answer type {answer_type!r} is not one of {ANSWER_TYPES}")
+    src_metrics = tuple(s.get("metrics", t["metrics"]))
+    _check_metrics(src_metrics, metrics, where)
+    raw_labels = s.get("labels", ())
+    if any(isinstance(x, bool) or not isinstance(x, str | int) for x in raw_labels):
+        raise RegistryError(f"{where}: labels of {s['name']} must be strings (quote YAML's No/Yes/On/Off)")
+    labels = tuple(str(x) for x in raw_labels)
+    aliases = {str(k): tuple(str(a) for a in v) for k, v in (s.get("aliases") or {}).items()}
+    for k in aliases:
+        if k not in labels:
+            raise RegistryError(f"{where}: alias for {k!r}, which is not a label of {s['name']}")
+    if answer_type == "label" and not labels:
+        raise RegistryError(f"{where}: source {s['name']} has answer type 'label' but no labels")
+    number_words = s.get("number_words", t.get("number_words"))
+    if number_words is not None and (answer_type != "number" or not isinstance(number_words, str)):
+        raise RegistryError(
+            f"{where}: source {s['name']}: number_words names a word list (a string) for numeric answers"
         )
+    level = s.get("pronunciation_level", t.get("pronunciation_level"))
+    if level is not None and level not in PRONUNCIATION_LEVELS:
+        raise RegistryError(
+            f"{where}: source {s['name']}: pronunciation_level {level!r} is not one of {PRONUNCIATION_LEVELS}"
+        )
+    rng = tuple(float(x) for x in s["range"]) if "range" in s else None
+    files = tuple(s["files"])
+    return Source(
+        name=s["name"],
+        files=files,
+        answer_type=answer_type,
+        metrics=src_metrics,
+        labels=labels,
+        aliases=aliases,
+        range=(rng[0], rng[1]) if rng else None,
+        number_words=number_words,
+        pronunciation_level=level,
+        _patterns=tuple(re.compile(f, re.I) for f in files),
+    )
+
+
+def _check_templates(
+    abbr: str, sources: tuple[Source, ...], templates: tuple[str, ...], number_templates: tuple[str, ...]
+) -> None:
     for tpl in templates:
         if LABELS_PLACEHOLDER in tpl and not any(s.labels for s in sources):
             raise RegistryError(f"templates/{abbr}.yaml: {{labels}} used but the task has no label set")
@@ -239,16 +320,6 @@ def _build_task(
     for tpl in number_templates:
         if LABELS_PLACEHOLDER in tpl:
             raise RegistryError(f"templates/{abbr}.yaml: {{labels}} used in a number template")
-    return Task(
-        abbr=abbr,
-        name=t["name"],
-        category=t["category"],
-        answer_type=t["answer_type"],
-        metrics=task_metrics,
-        sources=tuple(sources),
-        templates=templates,
-        number_templates=number_templates,
-    )
 
 
 def _read_yaml(name: str) -> Any:

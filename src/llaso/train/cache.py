@@ -21,15 +21,13 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from llaso.corpus.paths import AudioPathError, resolve_audio_path
-
-if TYPE_CHECKING:
-    from llaso.model.modeling import LlasoForConditionalGeneration
-    from llaso.schema import Sample
+from llaso.model.modeling import LlasoForConditionalGeneration
+from llaso.schema import Sample
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,13 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
+from peft.tuners.lora import LoraLayer
+from safetensors.torch import load_file, save_file
 
-if TYPE_CHECKING:
-    from llaso.model.modeling import LlasoForConditionalGeneration
+from llaso.model.modeling import LlasoForConditionalGeneration
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,6 @@ def to_original_names(projector: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 
 
 def save_projector(folder: str | os.PathLike[str], state_dict: dict[str, torch.Tensor]) -> None:
-    from safetensors.torch import save_file
-
     proj = {k: v.detach().cpu().contiguous() for k, v in projector_state(state_dict).items()}
     torch.save(to_original_names(proj), Path(folder) / ORIGINAL_PROJECTOR_FILE)
     save_file(proj, str(Path(folder) / PROJECTOR_FILE))
@@ -76,8 +75,6 @@ def read_projector(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     if not p.is_file():
         raise FileNotFoundError(f"projector file not found: {p}")
     if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         raw = load_file(str(p))
     else:
         raw = torch.load(p, map_location="cpu", weights_only=True)
@@ -130,8 +127,7 @@ def merge_lora_state_dict(state_dict: dict[str, torch.Tensor], scaling: dict[str
 
 
 def lora_scaling(model: torch.nn.Module) -> dict[str, float]:
-    from peft.tuners.lora import LoraLayer
-
+    """alpha / r of every LoRA-wrapped module, by module name (empty without adapters)."""
     return {
         name: float(mod.scaling["default"])
         for name, mod in model.named_modules()

@@ -32,22 +32,17 @@ class ModelSection:
     encoder: str | None = None  # a local Whisper folder (stage 1 and 2 of the original: whisper-large-v3)
     language_model: str | None = None  # a local causal-LM folder (Llama-3.2-3B-Instruct)
     tokenizer: str | None = None  # default: the language model's folder
-    tiny: dict[str, Any] | None = (
-        None  # build_tiny_llaso(**tiny): a random tiny model for tests and smoke runs
-    )
+    # build_tiny_llaso(**tiny): a random tiny model for tests and smoke runs
+    tiny: dict[str, Any] | None = None
     config: dict[str, Any] = field(default_factory=dict)  # LlasoConfig overrides when building from parts
-    projector: str | None = (
-        None  # stage-1 projector: our projector.safetensors, mm_audio_aligner.bin or a folder
-    )
-    dtype: Literal["float32", "bfloat16", "float16"] = (
-        "float32"  # weights as loaded (autocast is loop.mixed_precision)
-    )
-    model_max_length: int | None = (
-        2048  # text tokens per sample (the original's cap); longer text is truncated
-    )
-    max_positions: int | None = (
-        None  # whole LLM sequence incl. audio; longer samples are skipped (None: model limit)
-    )
+    # stage-1 projector: our projector.safetensors, mm_audio_aligner.bin or a folder
+    projector: str | None = None
+    # weights as loaded (autocast is loop.mixed_precision)
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    # text tokens per sample (the original's cap); longer text is truncated
+    model_max_length: int | None = 2048
+    # whole LLM sequence incl. audio; longer samples are skipped (None: model limit)
+    max_positions: int | None = None
 
 
 @dataclass
@@ -56,7 +51,9 @@ class DataSection:
     audio_root: str | None = None  # voice paths are relative to this folder
     preflight: bool = True  # `llaso data validate` over the training files before the first step
     preflight_audio: bool = False  # also probe every audio file in the pre-flight (slow on big corpora)
-    group_by_length: bool = False  # the original's length-grouped sampler (REFERENCE §3.3)
+    # the original's length-grouped sampler (`group_by_modality_length`): each optimizer step takes samples
+    # of similar text length, in a random step order (data.epoch_order)
+    group_by_length: bool = False
     # pad each batch's length up to a multiple of this (None: to its longest sample); on CPU, fewer distinct
     # shapes cost less memory and time than the extra padding (BENCHMARKS.md, Training)
     pad_to_multiple_of: int | None = None

@@ -1,14 +1,14 @@
 """Training data: the dataset (one processor call per sample), the collator, and the batch order.
 
 * `TrainDataset[i]` runs `LlasoProcessor.from_samples` on sample i alone, applies the original's text cap
-  (`model_max_length` text tokens, REFERENCE §2.7) and returns an `Item`; a sample the processor refuses
-  (missing or corrupt audio, too long, ...) comes back as a `Skipped` naming it, so one bad file never
-  stops a run. With a feature cache, a sample seen before comes back with its encoder frames instead
-  of mel features, and its audio is not even read.
+  (`model_max_length` text tokens, counted before the audio placeholders expand, as the original's collator
+  truncated) and returns an `Item`; a sample the processor refuses (missing or corrupt audio, too long, ...)
+  comes back as a `Skipped` naming it, so one bad file never stops a run. With a feature cache, a sample
+  seen before comes back with its encoder frames instead of mel features, and its audio is not even read.
 * `Collator` pads a list of items into one batch (right padding, labels -100) and keeps the skipped ones.
-* `epoch_order` is the sample order of one epoch: random, or the original's length-grouped order
-  (REFERENCE §3.3), a pure function of (seed, epoch), so a resumed run sees the same order;
-  `rank_batches` cuts it into this process's micro-batches.
+* `epoch_order` is the sample order of one epoch: random, or the original's length-grouped order (its
+  `group_by_modality_length` sampler), a pure function of (seed, epoch), so a resumed run sees the same
+  order; `rank_batches` cuts it into this process's micro-batches; `BatchPlan` holds both for a run.
 """
 
 from __future__ import annotations
@@ -19,16 +19,14 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from llaso.model.processing import IGNORE_INDEX, LlasoInputError
+from llaso.model.config import audio_positions
+from llaso.model.processing import IGNORE_INDEX, LlasoInputError, LlasoProcessor
 from llaso.schema import AUDIO_PLACEHOLDER, Sample
-
-if TYPE_CHECKING:
-    from llaso.model.processing import LlasoProcessor
-    from llaso.train.cache import FeatureCache
+from llaso.train.cache import FeatureCache
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +63,8 @@ def modality_length(sample: Sample) -> int:
 
 
 def modality_type(sample: Sample) -> int:
-    """1 for samples with audio in the first turn, 0 for text-only ones (groups never mix in §3.3)."""
+    """1 for samples with audio in the first turn, 0 for text-only ones (the length-grouped order never
+    mixes the two in one mega-batch)."""
     first = sample.conversations[0].value if sample.conversations else ""
     return 1 if AUDIO_PLACEHOLDER in first or sample.voice else 0
 
@@ -156,8 +155,6 @@ class TrainDataset(torch.utils.data.Dataset):
 
 
 def _positions(processor: LlasoProcessor, mel_frames: int) -> int:
-    from llaso.model.config import audio_positions
-
     return audio_positions(
         mel_frames,
         window_frames=processor.window_mel_frames,
@@ -268,10 +265,12 @@ def epoch_order(
 ) -> list[int]:
     """Every index once, in this epoch's order (a pure function of its arguments).
 
-    Random: a seeded permutation. Length-grouped (REFERENCE §3.3, `indices_random=False` branch): per
-    type, a seeded permutation sorted by length (descending, stable) is cut into mega-batches of
-    `megabatch` samples (= world size × grad accumulation × per-device batch, one optimizer step); the
-    full mega-batches are shuffled, and the types' partial ones are appended at the end, sorted.
+    Random: a seeded permutation. Length-grouped (the original's `LengthGroupedSampler` with
+    `group_by_modality`, its `indices_random=False` branch): per type, a seeded permutation sorted by length
+    (descending, stable) is cut into mega-batches of `megabatch` samples (= world size × grad accumulation
+    × per-device batch, one optimizer step); the full mega-batches are shuffled, and the types' partial ones
+    are appended at the end, sorted. So each optimizer step sees samples of similar text length, in a
+    random step order.
     """
     n = len(lengths)
     g = torch.Generator().manual_seed(int(seed) * 100_003 + int(epoch))
@@ -307,6 +306,43 @@ def rank_batches(
     return [
         list(order[b * span + rank * batch_size : b * span + (rank + 1) * batch_size]) for b in range(n_micro)
     ]
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """This process's micro-batches of every epoch: `epoch_order` cut by `rank_batches`, a pure function of
+    the epoch, so a resumed run finds the same batches at the same positions."""
+
+    lengths: Sequence[int]
+    types: Sequence[int]
+    seed: int
+    group_by_length: bool
+    batch_size: int  # per process
+    grad_accum: int
+    world_size: int = 1
+    rank: int = 0
+
+    @property
+    def mega_batch(self) -> int:
+        """Samples per optimizer step, all processes together."""
+        return self.world_size * self.grad_accum * self.batch_size
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        order = epoch_order(
+            self.lengths,
+            seed=self.seed,
+            epoch=epoch,
+            group_by_length=self.group_by_length,
+            megabatch=self.mega_batch,
+            types=self.types,
+        )
+        return rank_batches(
+            order,
+            batch_size=self.batch_size,
+            world_size=self.world_size,
+            rank=self.rank,
+            grad_accum=self.grad_accum,
+        )
 
 
 def padding_fraction(batches: Sequence[Sequence[int]], lengths: Sequence[int]) -> float:

@@ -6,12 +6,14 @@ with `gradient_clipping` set from the same value when the DeepSpeed config leave
 AdamW without weight decay on biases and norms; a transformers schedule (cosine with warmup by default)
 stepped once per optimizer step; bf16/fp16 autocast from `loop.mixed_precision`.
 
-`train(cfg)` is the whole run: pre-flight check, model, data, resume from the newest complete checkpoint
-of `output_dir`, the loop, checkpoints, the final folder. See docs/training.md.
+`train(cfg)` is the whole run, a `Trainer`: its setup (pre-flight check, model, data, optimizer), then
+`run()`: resume from the newest complete checkpoint of `output_dir`, the loop, checkpoints, the final
+folder. Where the run stands is a `LoopState`, the counters a checkpoint stores. See docs/training.md.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import hashlib
 import json
@@ -25,12 +27,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_list, set_seed
+from peft import LoraConfig, inject_adapter_in_model
 from torch import nn
+from tqdm import tqdm
+from transformers import get_scheduler
+from transformers.utils import logging as hf_logging
 
+from llaso.corpus.jsonio import expand_inputs, iter_samples
+from llaso.corpus.validate import validate_paths
+from llaso.model.modeling import LlasoForConditionalGeneration, build_llaso, build_tiny_llaso
+from llaso.model.processing import LlasoProcessor
 from llaso.train.cache import FeatureCache, encode_windows, encoder_fingerprint, project_frames
 from llaso.train.checkpoint import (
     ACCELERATE_DIR,
     latest_checkpoint,
+    load_projector,
     lora_scaling,
     merge_lora_state_dict,
     publish,
@@ -41,7 +54,8 @@ from llaso.train.checkpoint import (
     write_state,
 )
 from llaso.train.config import ConfigError, TrainConfig, dump_config
-from llaso.train.data import Collator, ListBatchSampler, Skipped, TrainDataset, epoch_order, rank_batches
+from llaso.train.data import BatchPlan, Collator, ListBatchSampler, Skipped, TrainDataset
+from llaso.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +83,65 @@ class TrainResult:
     output_dir: str = ""
     losses: list[float] = field(default_factory=list)
     grad_norms: list[float | None] = field(default_factory=list)
-    orders: list[str] = field(
-        default_factory=list
-    )  # per step: a digest of the sample indices it saw (this process)
+    # per step: a digest of the sample indices it saw (this process)
+    orders: list[str] = field(default_factory=list)
     model: Any = None  # the trained model (LoRA adapters still injected), this process's copy
+
+    def log_line(self) -> str:
+        """The one-line account of a finished run, for the log."""
+        loss = "n/a" if self.last_loss is None else f"{self.last_loss:.4f}"
+        return (
+            f"done: {self.global_step} step(s), {self.samples} sample(s), {self.skipped} skipped, "
+            f"last loss {loss}; output in {self.output_dir}"
+        )
+
+    def short_line(self) -> str:
+        """What `llaso train` prints at the end."""
+        return (
+            f"trained {self.global_step} step(s); skipped {self.skipped} sample(s); output: {self.output_dir}"
+        )
+
+
+@dataclass
+class LoopState:
+    """Where a run stands between optimizer steps; a checkpoint's trainer_state.json holds these fields
+    (plus the run's layout), so a resumed run continues at the same step and position in the data order."""
+
+    global_step: int = 0
+    epoch: int = 0  # epochs completed
+    micro: int = 0  # this process's micro-batches done in the current epoch (its position in the order)
+    samples: int = 0  # samples trained on so far, all processes
+    skipped: int = 0  # samples skipped so far, all processes
+
+    @classmethod
+    def from_saved(cls, saved: dict[str, Any]) -> LoopState:
+        return cls(
+            global_step=saved["global_step"],
+            epoch=saved["epoch"],
+            micro=saved["micro"],
+            samples=saved.get("samples", 0),
+            skipped=saved.get("skipped", 0),
+        )
+
+
+@dataclass
+class StepTally:
+    """This process's sums over the micro-batches of the optimizer step in progress."""
+
+    loss: float = 0.0  # the losses of the micro-batches that had samples
+    micro: int = 0  # micro-batches that had samples (an all-skipped one runs a dummy batch)
+    items: int = 0  # samples trained on
+    skipped: int = 0
+    indices: list[int] = field(default_factory=list)  # every sample index the step saw, skipped ones too
+
+    def order(self) -> str:
+        """A digest of the step's sample indices: two runs with equal digests saw the same data order."""
+        return hashlib.sha1(json.dumps(self.indices).encode()).hexdigest()[:12]
 
 
 # ---- model -----------------------------------------------------------------------------------------
 def build_model(cfg: TrainConfig) -> tuple[Any, Any]:
     """The starting model and processor of a run (from a folder, from parts, or tiny), projector loaded."""
-    from llaso.model.modeling import LlasoForConditionalGeneration, build_llaso, build_tiny_llaso
-    from llaso.model.processing import LlasoProcessor
-    from llaso.train.checkpoint import load_projector
-
     m = cfg.model
     dtype = getattr(torch, m.dtype)
     if m.tiny is not None:
@@ -105,8 +165,6 @@ def build_model(cfg: TrainConfig) -> tuple[Any, Any]:
 
 def add_lora(model: nn.Module, cfg: TrainConfig) -> int:
     """Inject LoRA adapters (peft) into the chosen parts; returns the number of wrapped Linears."""
-    from peft import LoraConfig, inject_adapter_in_model
-
     targets = "|".join(re.escape(t) for t in cfg.lora.targets)
     parts = "|".join(re.escape(x) for x in cfg.lora.modules)
     lcfg = LoraConfig(
@@ -139,6 +197,23 @@ def set_trainable(model: nn.Module, trainable: list[str], frozen: list[str]) -> 
     if not on:
         raise ConfigError("params: no parameter is trainable")
     return on
+
+
+def _prepare_parameters(model: Any, cfg: TrainConfig) -> tuple[int, bool]:
+    """LoRA, `requires_grad` and activation checkpointing as `cfg` says; returns the number of trainable
+    parameters and whether the encoder trains."""
+    if cfg.lora.enabled:
+        n = add_lora(model, cfg)
+        log.info("LoRA r=%d on %d Linear layers of %s", cfg.lora.r, n, "+".join(cfg.lora.modules))
+    trainable = set_trainable(model, cfg.trainable_patterns(), cfg.params.frozen)
+    encoder_trains = any(n.startswith("audio_tower.") for n in trainable)
+    model.config.freeze_encoder = not encoder_trains
+    if cfg.loop.gradient_checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    n_all = sum(p.numel() for p in model.parameters())
+    log.info("stage %s: %s of %s parameters train", cfg.stage, f"{n_train:,}", f"{n_all:,}")
+    return n_train, encoder_trains
 
 
 def has_fast_loss(model: Any) -> bool:
@@ -280,8 +355,6 @@ def param_groups(
 
 # ---- data ------------------------------------------------------------------------------------------
 def load_samples(paths: list[str]) -> list[Any]:
-    from llaso.corpus.jsonio import expand_inputs, iter_samples
-
     files = expand_inputs(paths)
     if not files:
         raise ConfigError(f"data.train: no .json/.jsonl files in {paths}")
@@ -295,8 +368,6 @@ def load_samples(paths: list[str]) -> list[Any]:
 
 def preflight(cfg: TrainConfig) -> str:
     """`llaso data validate` over the training files; raises PreflightError with its summary on errors."""
-    from llaso.corpus.validate import validate_paths
-
     report = validate_paths(
         cfg.data.train, check_audio=cfg.data.preflight_audio, audio_root=cfg.data.audio_root, progress=False
     )
@@ -328,8 +399,35 @@ def _describe(batch: dict[str, Any]) -> str:
     return ", ".join(f"{i} ({n} positions)" for i, n in zip(ids, lengths, strict=False)) + wtxt
 
 
-# ---- the loop ---------------------------------------------------------------------------------------
-class _Logger:
+def _dummy_batch(processor: Any) -> dict[str, Any]:
+    """What a process runs for a micro-batch whose samples were all skipped (see TrainingModule)."""
+    return {
+        "dummy": True,
+        "input_ids": torch.full((1, 2), int(processor.tokenizer.pad_token_id), dtype=torch.long),
+        "attention_mask": torch.ones((1, 2), dtype=torch.long),
+    }
+
+
+def _store_frames(cache: FeatureCache, batch: dict[str, Any], new_frames: list[torch.Tensor]) -> None:
+    k = 0
+    for miss in batch["cache_misses"]:
+        frames = new_frames[k : k + miss["windows"]]
+        k += miss["windows"]
+        if miss["key"] is not None:
+            cache.put(
+                miss["key"],
+                input_ids=miss["input_ids"],
+                labels=miss["labels"],
+                frames=frames,
+                positions=miss["positions"],
+            )
+
+
+# ---- logging ---------------------------------------------------------------------------------------
+class _RunLog:
+    """train_log.jsonl (one record per logged step and per event), skipped.jsonl, and tensorboard
+    scalars; all of it written by the main process only."""
+
     def __init__(self, out: Path, enabled: bool, tensorboard: bool | None) -> None:
         self.enabled = enabled
         self.file = (out / LOG_FILE).open("a", encoding="utf-8") if enabled else None
@@ -337,6 +435,8 @@ class _Logger:
         self.tb = None
         if enabled and tensorboard is not False:
             try:
+                # imported here: `log.tensorboard: null` means "when tensorboard is installed", so a
+                # missing one must only turn this writer off
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.tb = SummaryWriter(str(out / "tensorboard"))
@@ -371,20 +471,363 @@ class _Logger:
             self.tb.close()
 
 
+@dataclass
+class _Throughput:
+    """Samples per second between two log records."""
+
+    since: float = field(default_factory=time.perf_counter)
+    items: int = 0
+
+    def lap(self) -> tuple[float, float]:
+        """Seconds and samples per second since the previous lap; starts the next one."""
+        now = time.perf_counter()
+        elapsed = now - self.since
+        rate = self.items / max(elapsed, 1e-9)
+        self.since, self.items = now, 0
+        return elapsed, rate
+
+
+# ---- the loop ---------------------------------------------------------------------------------------
+class Trainer:
+    """One training run. `Trainer(cfg)` is the setup: accelerator, output folder, pre-flight check, model,
+    data, optimizer and schedule (prepared by accelerate). `run()` is the rest: `_resume` from the newest
+    complete checkpoint, then per micro-batch `_accumulate`, per optimizer step `_end_step` (which calls
+    `_log`) and `_save` every `save.steps`, and `_finish` (the final folder)."""
+
+    logger: _RunLog  # opened by run()
+    bar: tqdm
+    throughput: _Throughput
+
+    def __init__(self, cfg: TrainConfig, *, skip_preflight: bool = False) -> None:
+        cfg.validate()
+        _quiet_libraries()
+        self.cfg = cfg
+        self.accelerator = _make_accelerator(cfg)
+        self.main = self.accelerator.is_main_process
+        if not self.main:
+            logging.getLogger("llaso").setLevel(logging.WARNING)  # one copy of the INFO lines
+        self.out = Path(cfg.output_dir)
+        self._prepare_output()
+        self._preflight(skip_preflight)
+        set_seed(cfg.loop.seed)
+        samples = load_samples(cfg.data.train)
+        self.model, self.processor = build_model(cfg)
+        self.n_trainable, encoder_trains = _prepare_parameters(self.model, cfg)
+        self.cache = self._feature_cache()
+        self.dataset = TrainDataset(
+            samples,
+            self.processor,
+            audio_root=cfg.data.audio_root,
+            model_max_length=cfg.model.model_max_length,
+            cache=self.cache,
+        )
+        self.collator = Collator(self.processor.tokenizer.pad_token_id, cfg.data.pad_to_multiple_of)
+        self.plan = BatchPlan(
+            self.dataset.lengths(),
+            self.dataset.types(),
+            seed=cfg.loop.seed,
+            group_by_length=cfg.data.group_by_length,
+            batch_size=cfg.loop.per_device_batch_size,
+            grad_accum=cfg.loop.grad_accum,
+            world_size=self.accelerator.num_processes,
+            rank=self.accelerator.process_index,
+        )
+        self.total_steps = _total_steps(self.plan, cfg, len(samples))
+        self.module, self.optimizer, self.scheduler = self._prepare_optimization(encoder_trains)
+        self.params = [p for p in self.module.parameters() if p.requires_grad]
+        self.dummy = _dummy_batch(self.processor)
+        self.state = LoopState()
+        self.tally = StepTally()
+        self.result = TrainResult(total_steps=self.total_steps, output_dir=str(self.out))
+
+    # ---- setup ----
+    def _prepare_output(self) -> None:
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            remove_partial(self.out)
+            (self.out / "train_config.yaml").write_text(dump_config(self.cfg), encoding="utf-8")
+
+    def _preflight(self, skip: bool) -> None:
+        """The pre-flight check on the main process only; the verdict is shared so every process stops
+        together."""
+        verdict: list[Any] = [None]
+        if self.main and self.cfg.data.preflight and not skip:
+            try:
+                log.info("pre-flight:\n%s", preflight(self.cfg))
+            except PreflightError as e:
+                verdict = [str(e)]
+        if self.accelerator.num_processes > 1:
+            broadcast_object_list(verdict)
+        if verdict[0]:
+            raise PreflightError(verdict[0])
+
+    def _feature_cache(self) -> FeatureCache | None:
+        data = self.cfg.data
+        if not data.feature_cache:
+            return None
+        root = Path(data.cache_dir) if data.cache_dir else self.out / "feature-cache"
+        cache = FeatureCache(root, encoder_fingerprint(self.model, self.cfg.loop.mixed_precision))
+        log.info("feature cache: %s", cache.dir)
+        return cache
+
+    def _prepare_optimization(self, encoder_trains: bool) -> tuple[Any, Any, Any]:
+        """The training module, AdamW and the schedule, the first two prepared by accelerate."""
+        cfg = self.cfg
+        module = TrainingModule(self.model, cfg.optim.loss_average)
+        module.train()
+        if not encoder_trains:  # frozen: no dropout, so its outputs (and the cache) are deterministic
+            self.model.audio_tower.eval()
+        optimizer = torch.optim.AdamW(
+            param_groups(module, cfg.optim.weight_decay, cfg.optim.projector_lr),
+            lr=cfg.optim.lr,
+            betas=(cfg.optim.beta1, cfg.optim.beta2),
+            eps=cfg.optim.eps,
+        )
+        # The schedule spans the steps that will really run, so a `max_steps` run still warms up and decays.
+        warmup = (
+            cfg.optim.warmup_steps
+            if cfg.optim.warmup_steps is not None
+            else math.ceil(cfg.optim.warmup_ratio * self.total_steps)
+        )
+        scheduler = get_scheduler(
+            cfg.optim.scheduler,
+            optimizer,
+            num_warmup_steps=warmup,
+            num_training_steps=self.total_steps,
+        )
+        _configure_deepspeed(self.accelerator, cfg)
+        module, optimizer = self.accelerator.prepare(module, optimizer)
+        self.accelerator.register_for_checkpointing(scheduler)
+        return module, optimizer, scheduler
+
+    # ---- the run ----
+    def run(self, *, resume: bool = True) -> TrainResult:
+        """Train to the last step, from the newest complete checkpoint of output_dir with `resume`."""
+        ckpt = self._resume() if resume else None
+        self.logger = _RunLog(self.out, self.main, self.cfg.log.tensorboard)
+        self.logger.record(
+            {
+                "event": "resume" if ckpt else "start",
+                "step": self.state.global_step,
+                "total_steps": self.total_steps,
+                "processes": self.plan.world_size,
+                "mega_batch": self.plan.mega_batch,
+                "trainable_parameters": self.n_trainable,
+            }
+        )
+        show = self.main and self.cfg.log.progress
+        self.bar = progress_bar(
+            desc=f"train {self.cfg.stage}", unit="step", total=self.total_steps, disable=not show
+        )
+        self.bar.update(self.state.global_step)
+        self.throughput = _Throughput()
+        try:
+            while self.state.global_step < self.total_steps and self.state.epoch < self.cfg.loop.epochs:
+                self._train_epoch()
+            self._finish()
+        finally:
+            self.bar.close()
+            self.logger.close()
+        self.accelerator.wait_for_everyone()
+        self.accelerator.end_training()
+        self.result.model = self.accelerator.unwrap_model(self.module).model
+        return self.result
+
+    def _resume(self) -> Path | None:
+        """Load the newest complete checkpoint (weights, optimizer, schedule, RNG, loop state), if any."""
+        ckpt = latest_checkpoint(self.out)
+        if ckpt is None:
+            return None
+        saved = read_state(ckpt)
+        if saved.get("mega_batch") != self.plan.mega_batch:
+            raise ConfigError(
+                f"{ckpt} was written with {saved.get('mega_batch')} samples per optimizer step, this run has "
+                f"{self.plan.mega_batch} (processes × batch × grad_accum): the data order would differ; use "
+                "the same layout or a new output_dir"
+            )
+        self.accelerator.load_state(str(ckpt / ACCELERATE_DIR))
+        st = self.state = LoopState.from_saved(saved)
+        self.result.resumed_from = str(ckpt)
+        log.info(
+            "resuming from %s (step %d, epoch %d, micro-batch %d)", ckpt, st.global_step, st.epoch, st.micro
+        )
+        return ckpt
+
+    def _train_epoch(self) -> None:
+        """The current epoch's micro-batches from the current position; stops at the run's last step."""
+        batches = self.plan.batches(self.state.epoch)
+        loader = torch.utils.data.DataLoader(
+            self.dataset,
+            batch_sampler=ListBatchSampler(batches[self.state.micro :]),
+            collate_fn=self.collator,
+            num_workers=self.cfg.data.num_workers,
+        )
+        for batch in loader:
+            grad_norm = self._accumulate(batch)
+            if not self.accelerator.sync_gradients:
+                continue
+            self._end_step(grad_norm, len(batches))
+            done = self.state.global_step >= self.total_steps
+            if self.state.global_step % self.cfg.save.steps == 0 or done:
+                self._save()
+            if done:
+                return
+
+    def _accumulate(self, batch: dict[str, Any]) -> float | None:
+        """Forward and backward of one micro-batch; the optimizer steps (accelerate skips the step until
+        the last micro-batch of the accumulation). Returns the gradient norm on that last one."""
+        acc, st, tally = self.accelerator, self.state, self.tally
+        for s in batch["skipped"]:
+            log.warning("skipping sample %s: %s", s.sample_id, s.reason)
+            self.logger.skipped(s, st.global_step)
+        tally.skipped += len(batch["skipped"])
+        real = batch["items"] > 0
+        inputs = _to_device(batch if real else self.dummy, acc.device)
+        with acc.accumulate(self.module):
+            try:
+                with acc.autocast():
+                    loss, new_frames = self.module(inputs)
+                acc.backward(loss)
+            except torch.OutOfMemoryError as e:
+                raise TrainingOOMError(
+                    f"out of memory on micro-batch {st.micro} of epoch {st.epoch}: {_describe(batch)}; lower "
+                    "loop.per_device_batch_size, cap model.max_positions, or turn on "
+                    "loop.gradient_checkpointing"
+                ) from e
+            grad_norm = None
+            if acc.sync_gradients:
+                grad_norm = _clip(acc, self.params, self.cfg.optim.max_grad_norm)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        if self.cache is not None and new_frames is not None:
+            _store_frames(self.cache, batch, new_frames)
+        tally.indices += [*batch.get("indices", []), *(s.index for s in batch["skipped"])]
+        if real:
+            tally.loss += float(loss.detach())
+            tally.micro += 1
+            tally.items += batch["items"]
+        st.micro += 1
+        return grad_norm
+
+    def _end_step(self, grad_norm: float | None, epoch_batches: int) -> None:
+        """After an optimizer step: the schedule, the counters summed over processes, the position in the
+        data order (the next epoch after its last micro-batch), the result lists, the log."""
+        st, tally = self.state, self.tally
+        self.scheduler.step()
+        st.global_step += 1
+        stats = torch.tensor(
+            [tally.loss, tally.micro, tally.items, tally.skipped],
+            device=self.accelerator.device,
+            dtype=torch.float64,
+        )
+        stats = self.accelerator.reduce(stats, reduction="sum")
+        mean_loss = float(stats[0] / stats[1]) if stats[1] > 0 else float("nan")
+        st.samples += int(stats[2])
+        st.skipped += int(stats[3])
+        self.throughput.items += int(stats[2])
+        epoch_progress = st.epoch + st.micro / epoch_batches
+        if st.micro >= epoch_batches:
+            st.epoch, st.micro = st.epoch + 1, 0
+        order = tally.order()
+        self.tally = StepTally()
+        self.result.losses.append(mean_loss)
+        self.result.grad_norms.append(grad_norm)
+        self.result.orders.append(order)
+        self.bar.update(1)
+        if st.global_step % self.cfg.log.steps == 0 or st.global_step == self.total_steps:
+            self._log(mean_loss, grad_norm, epoch_progress, order)
+
+    def _log(self, mean_loss: float, grad_norm: float | None, epoch_progress: float, order: str) -> None:
+        elapsed, rate = self.throughput.lap()
+        lr = self.scheduler.get_last_lr()[0]
+        self.bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.2f}", refresh=False)
+        self.logger.record(
+            {
+                "step": self.state.global_step,
+                "epoch": round(epoch_progress, 4),
+                "loss": mean_loss,
+                "lr": lr,
+                "grad_norm": grad_norm,
+                "samples": self.state.samples,
+                "samples_per_s": rate,
+                "seconds": elapsed,  # since the previous record
+                "skipped": self.state.skipped,
+                "order": order,
+            }
+        )
+
+    def _save(self, *, final: bool = False) -> None:
+        """OUT/checkpoint-<step> (with the accelerate state and trainer_state.json) or OUT/final, built in a
+        temporary folder and renamed when complete (see llaso.train.checkpoint)."""
+        acc = self.accelerator
+        name = "final" if final else f"checkpoint-{self.state.global_step}"
+        tmp = self.out / f".tmp-{name}"
+        if not final:
+            acc.save_state(str(tmp / ACCELERATE_DIR))  # every process takes part (sharded engines)
+        full = acc.get_state_dict(self.module)
+        if acc.is_main_process:
+            tmp.mkdir(parents=True, exist_ok=True)
+            inner = acc.unwrap_model(self.module).model
+            sd = {k.removeprefix("model."): v for k, v in full.items()}
+            scaling = lora_scaling(inner)
+            if scaling:
+                sd = merge_lora_state_dict(sd, scaling)
+            save_projector(tmp, sd)  # first: save_pretrained empties the dict it is given as it writes
+            inner.save_pretrained(str(tmp), state_dict=dict(sd), safe_serialization=True)
+            self.processor.save_pretrained(str(tmp))
+            write_state(tmp, self._saved_state())
+            publish(tmp, self.out / name)
+            if not final:
+                rotate(self.out, self.cfg.save.total_limit)
+        acc.wait_for_everyone()
+
+    def _saved_state(self) -> dict[str, Any]:
+        """trainer_state.json: the loop state and the layout a resumed run must share."""
+        return {
+            **dataclasses.asdict(self.state),
+            "mega_batch": self.plan.mega_batch,
+            "processes": self.plan.world_size,
+            "total_steps": self.total_steps,
+            "seed": self.cfg.loop.seed,
+            "stage": self.cfg.stage,
+        }
+
+    def _finish(self) -> None:
+        st, res = self.state, self.result
+        res.global_step, res.epochs_done = st.global_step, st.epoch
+        res.samples, res.skipped = st.samples, st.skipped
+        res.last_loss = res.losses[-1] if res.losses else None
+        if self.cfg.save.final:
+            self._save(final=True)
+        self.logger.record(
+            {"event": "end", "step": st.global_step, "samples": st.samples, "skipped": st.skipped}
+        )
+        if self.cache is not None:
+            c = self.cache
+            log.info("feature cache: %d hits, %d misses, %d written", c.hits, c.misses, c.writes)
+
+
 def train(cfg: TrainConfig, *, skip_preflight: bool = False, resume: bool = True) -> TrainResult:
     """Run (or resume) a training run described by `cfg`."""
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_list, set_seed
-    from transformers import get_scheduler
+    return Trainer(cfg, skip_preflight=skip_preflight).run(resume=resume)
 
-    from llaso.utils.progress import progress_bar
 
-    cfg.validate()
-    _quiet_libraries()
+# ---- helpers of the loop ----------------------------------------------------------------------------
+def _quiet_libraries() -> None:
+    """Keep the progress bar readable: accelerate's per-save INFO lines and transformers' shard bars off."""
+    if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
+        return
+    logging.getLogger("accelerate").setLevel(logging.WARNING)
+    # "Removed shared tensor" (tied weights)
+    logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
+    hf_logging.disable_progress_bar()
+
+
+def _make_accelerator(cfg: TrainConfig) -> Accelerator:
     # Several processes and no GPU (torchrun/accelerate launch on CPU): accelerate needs `cpu=True` to
     # pick the gloo backend instead of running each process alone.
     multi_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
-    accelerator = Accelerator(
+    return Accelerator(
         cpu=multi_cpu,
         gradient_accumulation_steps=cfg.loop.grad_accum,
         mixed_precision=cfg.loop.mixed_precision,
@@ -392,288 +835,20 @@ def train(cfg: TrainConfig, *, skip_preflight: bool = False, resume: bool = True
             DistributedDataParallelKwargs(find_unused_parameters=cfg.loop.find_unused_parameters)
         ],
     )
-    main = accelerator.is_main_process
-    if not main:
-        logging.getLogger("llaso").setLevel(logging.WARNING)  # one copy of the INFO lines
-    out = Path(cfg.output_dir)
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        remove_partial(out)
-        (out / "train_config.yaml").write_text(dump_config(cfg), encoding="utf-8")
 
-    # Pre-flight on the main process only; the verdict is shared so every process stops together.
-    verdict: list[Any] = [None]
-    if main and cfg.data.preflight and not skip_preflight:
-        try:
-            log.info("pre-flight:\n%s", preflight(cfg))
-        except PreflightError as e:
-            verdict = [str(e)]
-    if accelerator.num_processes > 1:
-        broadcast_object_list(verdict)
-    if verdict[0]:
-        raise PreflightError(verdict[0])
 
-    set_seed(cfg.loop.seed)
-    samples = load_samples(cfg.data.train)
-    model, processor = build_model(cfg)
-    if cfg.lora.enabled:
-        n = add_lora(model, cfg)
-        log.info("LoRA r=%d on %d Linear layers of %s", cfg.lora.r, n, "+".join(cfg.lora.modules))
-    trainable = set_trainable(model, cfg.trainable_patterns(), cfg.params.frozen)
-    encoder_trains = any(n.startswith("audio_tower.") for n in trainable)
-    model.config.freeze_encoder = not encoder_trains
-    if cfg.loop.gradient_checkpointing:
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    n_all = sum(p.numel() for p in model.parameters())
-    log.info("stage %s: %s of %s parameters train", cfg.stage, f"{n_train:,}", f"{n_all:,}")
-
-    cache = None
-    if cfg.data.feature_cache:
-        root = Path(cfg.data.cache_dir) if cfg.data.cache_dir else out / "feature-cache"
-        cache = FeatureCache(root, encoder_fingerprint(model, cfg.loop.mixed_precision))
-        log.info("feature cache: %s", cache.dir)
-    dataset = TrainDataset(
-        samples,
-        processor,
-        audio_root=cfg.data.audio_root,
-        model_max_length=cfg.model.model_max_length,
-        cache=cache,
-    )
-    collator = Collator(processor.tokenizer.pad_token_id, cfg.data.pad_to_multiple_of)
-    lengths, types = dataset.lengths(), dataset.types()
-    world, rank = accelerator.num_processes, accelerator.process_index
-    B, A = cfg.loop.per_device_batch_size, cfg.loop.grad_accum
-
-    def batches_of(epoch: int) -> list[list[int]]:
-        order = epoch_order(
-            lengths,
-            seed=cfg.loop.seed,
-            epoch=epoch,
-            group_by_length=cfg.data.group_by_length,
-            megabatch=world * A * B,
-            types=types,
-        )
-        return rank_batches(order, batch_size=B, world_size=world, rank=rank, grad_accum=A)
-
-    micro_per_epoch = len(batches_of(0))
-    steps_per_epoch = micro_per_epoch // A
+def _total_steps(plan: BatchPlan, cfg: TrainConfig, n_samples: int) -> int:
+    """Optimizer steps of the run: whole steps per epoch × epochs, capped at `loop.max_steps`."""
+    steps_per_epoch = len(plan.batches(0)) // plan.grad_accum
     if steps_per_epoch == 0:
         raise ConfigError(
-            f"{len(samples)} samples are fewer than one optimizer step ({world} process(es) × "
-            f"per_device_batch_size {B} × grad_accum {A})"
+            f"{n_samples} samples are fewer than one optimizer step ({plan.world_size} process(es) × "
+            f"per_device_batch_size {plan.batch_size} × grad_accum {plan.grad_accum})"
         )
-    total_steps = steps_per_epoch * cfg.loop.epochs
+    total = steps_per_epoch * cfg.loop.epochs
     if cfg.loop.max_steps:
-        total_steps = min(total_steps, cfg.loop.max_steps)
-
-    module = TrainingModule(model, cfg.optim.loss_average)
-    module.train()
-    if not encoder_trains:
-        model.audio_tower.eval()  # frozen: no dropout, so its outputs (and the cache) are deterministic
-    optimizer = torch.optim.AdamW(
-        param_groups(module, cfg.optim.weight_decay, cfg.optim.projector_lr),
-        lr=cfg.optim.lr,
-        betas=(cfg.optim.beta1, cfg.optim.beta2),
-        eps=cfg.optim.eps,
-    )
-    # The schedule spans the steps that will really run, so that a `max_steps` run still warms up and decays.
-    warmup = (
-        cfg.optim.warmup_steps
-        if cfg.optim.warmup_steps is not None
-        else math.ceil(cfg.optim.warmup_ratio * total_steps)
-    )
-    scheduler = get_scheduler(
-        cfg.optim.scheduler,
-        optimizer,
-        num_warmup_steps=warmup,
-        num_training_steps=total_steps,
-    )
-    _configure_deepspeed(accelerator, cfg)
-    module, optimizer = accelerator.prepare(module, optimizer)
-    accelerator.register_for_checkpointing(scheduler)
-
-    # ---- resume ----
-    global_step, epoch, micro, samples_seen, skipped_total = 0, 0, 0, 0, 0
-    result = TrainResult(total_steps=total_steps, output_dir=str(out))
-    ckpt = latest_checkpoint(out) if resume else None
-    if ckpt is not None:
-        state = read_state(ckpt)
-        if state.get("mega_batch") != world * A * B:
-            raise ConfigError(
-                f"{ckpt} was written with {state.get('mega_batch')} samples per optimizer step, this run has "
-                f"{world * A * B} (processes × batch × grad_accum): the data order would differ; use the same "
-                "layout or a new output_dir"
-            )
-        accelerator.load_state(str(ckpt / ACCELERATE_DIR))
-        global_step, epoch, micro = state["global_step"], state["epoch"], state["micro"]
-        samples_seen, skipped_total = state.get("samples", 0), state.get("skipped", 0)
-        result.resumed_from = str(ckpt)
-        log.info("resuming from %s (step %d, epoch %d, micro-batch %d)", ckpt, global_step, epoch, micro)
-
-    logger = _Logger(out, main, cfg.log.tensorboard)
-    logger.record(
-        {
-            "event": "resume" if ckpt else "start",
-            "step": global_step,
-            "total_steps": total_steps,
-            "processes": world,
-            "mega_batch": world * A * B,
-            "trainable_parameters": n_train,
-        }
-    )
-    bar = progress_bar(
-        desc=f"train {cfg.stage}", unit="step", total=total_steps, disable=not (main and cfg.log.progress)
-    )
-    bar.update(global_step)
-    device = accelerator.device
-    dummy = {
-        "dummy": True,
-        "input_ids": torch.full((1, 2), int(processor.tokenizer.pad_token_id), dtype=torch.long),
-        "attention_mask": torch.ones((1, 2), dtype=torch.long),
-    }
-    params = [p for p in module.parameters() if p.requires_grad]
-    step_loss, step_micro, step_items, step_skipped = 0.0, 0, 0, 0
-    step_indices: list[int] = []
-    t_last = time.perf_counter()
-    items_since = 0
-
-    def save(final: bool = False) -> None:
-        state = {
-            "global_step": global_step,
-            "epoch": epoch,
-            "micro": micro,
-            "samples": samples_seen,
-            "skipped": skipped_total,
-            "mega_batch": world * A * B,
-            "processes": world,
-            "total_steps": total_steps,
-            "seed": cfg.loop.seed,
-            "stage": cfg.stage,
-        }
-        _save_checkpoint(accelerator, module, processor, out, global_step, state, cfg, final=final)
-
-    try:
-        done = global_step >= total_steps
-        while not done and epoch < cfg.loop.epochs:
-            batches = batches_of(epoch)
-            loader = torch.utils.data.DataLoader(
-                dataset,
-                batch_sampler=ListBatchSampler(batches[micro:]),
-                collate_fn=collator,
-                num_workers=cfg.data.num_workers,
-            )
-            for batch in loader:
-                for s in batch["skipped"]:
-                    log.warning("skipping sample %s: %s", s.sample_id, s.reason)
-                    logger.skipped(s, global_step)
-                step_skipped += len(batch["skipped"])
-                real = batch["items"] > 0
-                inputs = _to_device(batch if real else dummy, device)
-                with accelerator.accumulate(module):
-                    try:
-                        with accelerator.autocast():
-                            loss, new_frames = module(inputs)
-                        accelerator.backward(loss)
-                    except torch.OutOfMemoryError as e:
-                        raise TrainingOOMError(
-                            f"out of memory on micro-batch {micro} of epoch {epoch}: {_describe(batch)}; lower "
-                            "loop.per_device_batch_size, cap model.max_positions, or turn on "
-                            "loop.gradient_checkpointing"
-                        ) from e
-                    grad_norm = None
-                    if accelerator.sync_gradients:
-                        grad_norm = _clip(accelerator, params, cfg.optim.max_grad_norm)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                if cache is not None and new_frames is not None:
-                    _store_frames(cache, batch, new_frames)
-                step_indices += [*batch.get("indices", []), *(s.index for s in batch["skipped"])]
-                if real:
-                    step_loss += float(loss.detach())
-                    step_micro += 1
-                    step_items += batch["items"]
-                micro += 1
-                if not accelerator.sync_gradients:
-                    continue
-                scheduler.step()
-                global_step += 1
-                stats = torch.tensor(
-                    [step_loss, step_micro, step_items, step_skipped], device=device, dtype=torch.float64
-                )
-                stats = accelerator.reduce(stats, reduction="sum")
-                step_loss, step_micro, step_items, step_skipped = 0.0, 0, 0, 0
-                mean_loss = float(stats[0] / stats[1]) if stats[1] > 0 else float("nan")
-                samples_seen += int(stats[2])
-                skipped_total += int(stats[3])
-                items_since += int(stats[2])
-                step_epoch = epoch + micro / len(batches)
-                if micro >= len(batches):
-                    epoch, micro = epoch + 1, 0
-                order = hashlib.sha1(json.dumps(step_indices).encode()).hexdigest()[:12]
-                step_indices = []
-                result.losses.append(mean_loss)
-                result.grad_norms.append(grad_norm)
-                result.orders.append(order)
-                bar.update(1)
-                if global_step % cfg.log.steps == 0 or global_step == total_steps:
-                    now = time.perf_counter()
-                    elapsed = now - t_last
-                    rate = items_since / max(elapsed, 1e-9)
-                    t_last, items_since = now, 0
-                    lr = scheduler.get_last_lr()[0]
-                    bar.set_postfix(
-                        loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.2f}", refresh=False
-                    )
-                    logger.record(
-                        {
-                            "step": global_step,
-                            "epoch": round(step_epoch, 4),
-                            "loss": mean_loss,
-                            "lr": lr,
-                            "grad_norm": grad_norm,
-                            "samples": samples_seen,
-                            "samples_per_s": rate,
-                            "seconds": elapsed,  # since the previous record
-                            "skipped": skipped_total,
-                            "order": order,
-                        }
-                    )
-                done = global_step >= total_steps
-                if global_step % cfg.save.steps == 0 or done:
-                    save()
-                if done:
-                    break
-        result.global_step, result.epochs_done = global_step, epoch
-        result.samples, result.skipped = samples_seen, skipped_total
-        result.last_loss = result.losses[-1] if result.losses else None
-        if cfg.save.final:
-            save(final=True)
-        logger.record(
-            {"event": "end", "step": global_step, "samples": samples_seen, "skipped": skipped_total}
-        )
-        if cache is not None:
-            log.info("feature cache: %d hits, %d misses, %d written", cache.hits, cache.misses, cache.writes)
-    finally:
-        bar.close()
-        logger.close()
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    result.model = accelerator.unwrap_model(module).model
-    return result
-
-
-def _quiet_libraries() -> None:
-    """Keep the progress bar readable: accelerate's per-save INFO lines and transformers' shard bars off."""
-    if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
-        return
-    logging.getLogger("accelerate").setLevel(logging.WARNING)
-    logging.getLogger("accelerate.utils.other").setLevel(
-        logging.ERROR
-    )  # "Removed shared tensor" (tied weights)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
+        total = min(total, cfg.loop.max_steps)
+    return total
 
 
 def _clip(accelerator: Any, params: list[nn.Parameter], max_norm: float | None) -> float | None:
@@ -682,21 +857,6 @@ def _clip(accelerator: Any, params: list[nn.Parameter], max_norm: float | None) 
     if norm is None:
         return None
     return float(norm)
-
-
-def _store_frames(cache: FeatureCache, batch: dict[str, Any], new_frames: list[torch.Tensor]) -> None:
-    k = 0
-    for miss in batch["cache_misses"]:
-        frames = new_frames[k : k + miss["windows"]]
-        k += miss["windows"]
-        if miss["key"] is not None:
-            cache.put(
-                miss["key"],
-                input_ids=miss["input_ids"],
-                labels=miss["labels"],
-                frames=frames,
-                positions=miss["positions"],
-            )
 
 
 def _configure_deepspeed(accelerator: Any, cfg: TrainConfig) -> None:
@@ -723,36 +883,3 @@ def _configure_deepspeed(accelerator: Any, cfg: TrainConfig) -> None:
             have,
             want,
         )
-
-
-def _save_checkpoint(
-    accelerator: Any,
-    module: nn.Module,
-    processor: Any,
-    out: Path,
-    step: int,
-    state: dict[str, Any],
-    cfg: TrainConfig,
-    *,
-    final: bool,
-) -> None:
-    name = "final" if final else f"checkpoint-{step}"
-    tmp = out / f".tmp-{name}"
-    if not final:
-        accelerator.save_state(str(tmp / ACCELERATE_DIR))  # every process takes part (sharded engines)
-    full = accelerator.get_state_dict(module)
-    if accelerator.is_main_process:
-        tmp.mkdir(parents=True, exist_ok=True)
-        inner = accelerator.unwrap_model(module).model
-        sd = {k.removeprefix("model."): v for k, v in full.items()}
-        scaling = lora_scaling(inner)
-        if scaling:
-            sd = merge_lora_state_dict(sd, scaling)
-        save_projector(tmp, sd)  # first: save_pretrained empties the dict it is given as it writes
-        inner.save_pretrained(str(tmp), state_dict=dict(sd), safe_serialization=True)
-        processor.save_pretrained(str(tmp))
-        write_state(tmp, state)
-        publish(tmp, out / name)
-        if not final:
-            rotate(out, cfg.save.total_limit)
-    accelerator.wait_for_everyone()

@@ -182,4 +182,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
         raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if tp is Path:
+        if isinstance(value, str | Path):
+            return Path(value)
+        raise ConfigError(f"{where}: expected a path, got {value!r}")
     raise ConfigError(f"{where}: unsupported type {tp}")  # pragma: no cover (a schema bug)

@@ -35,13 +35,7 @@ class AccentDB(Adapter):
                 log.skip("AccentDB: folder is not one of the registry's accents")
                 continue
             found = True
-            yield Item(
-                id=f"{self.name}_AR_{path.stem}",
-                task="AR",
-                source="AccentDB extended",
-                audio=rel(path, root),
-                answer=label,
-                metadata={"speaker_id": parts[-2], "clip_id": path.stem},
-            )
+            meta = {"speaker_id": parts[-2], "clip_id": path.stem}
+            yield self.item("AR", path.stem, rel(path, root), label, meta)
         if not found:
             log.missing(root / "data", "no <accent>/speaker_<nn>/*.wav files found")

@@ -1,10 +1,11 @@
 """What every corpus adapter shares: the `Item` it yields, the issue log, label mapping and small readers.
 
 An adapter reads one labelled corpus in its own published layout and yields `Item`s, one per (audio file,
-task), with the answer already written the way the published LLaSO eval files write it (REFERENCE §4.2,
-§5.1). Problems with the corpus (a metadata file that is missing or malformed, a row whose label is not in
-the registry's set, an audio file that a metadata row names but that cannot be found) go to an
-`IssueLog` instead of stopping the build; `llaso data build` lists them in its report.
+task), with the answer already written the way the published LLaSO eval files write it (title-cased labels,
+often with a final period, "Anger.", "Male."; transcripts in sentence case). Problems with the corpus (a
+metadata file that is missing or malformed, a row whose label is not in the registry's set, an audio file
+that a metadata row names but that cannot be found) go to an `IssueLog` instead of stopping the build;
+`llaso data build` lists them in its report.
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from llaso.builders.compose import Item
-
-if TYPE_CHECKING:
-    from llaso.tasks.registry import Source, Task
+from llaso.tasks.registry import Source, Task, load_registry
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -190,8 +189,6 @@ class Adapter:
 
     def registry_source(self, task: str) -> Source | None:
         """The registry's entry for this corpus under `task` (labels, range), if it has one."""
-        from llaso.tasks.registry import load_registry
-
         t: Task = load_registry().get(task)
         want = self.sources.get(t.abbr)
         if want is None:
@@ -206,6 +203,28 @@ class Adapter:
         if src is None:
             raise LookupError(f"{self.name}: no registry source for task {task}")
         return LabelMap(src, extra)
+
+    def item(
+        self,
+        task: str,
+        key: str,
+        audio: str,
+        answer: str,
+        metadata: dict[str, Any],
+        *,
+        split: str | None = None,
+    ) -> Item:
+        """An item of `task` with the id `<corpus>_<task>_<key>` (unique per corpus and task), labelled by the
+        registry source this adapter reads for `task`."""
+        return Item(
+            id=f"{self.name}_{task}_{key}",
+            task=task,
+            source=self.sources[task],
+            audio=audio,
+            answer=answer,
+            metadata=metadata,
+            split=split,
+        )
 
     def check_task(self, task: str) -> str:
         abbr = task.strip().upper()

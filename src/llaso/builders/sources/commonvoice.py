@@ -105,15 +105,7 @@ class CommonVoice(Adapter):
             del meta[TASK_FIELD[task]]
             meta["sentence"] = row.get("sentence", "")
             path = row["path"] if row["path"].endswith((".mp3", ".wav", ".flac")) else row["path"] + ".mp3"
-            yield Item(
-                id=f"{self.name}_{task}_{Path(path).stem}",
-                task=task,
-                source="Common Voice",
-                audio=f"clips/{path}",
-                answer=answer,
-                metadata=meta,
-                split=split,
-            )
+            yield self.item(task, Path(path).stem, f"clips/{path}", answer, meta, split=split)
 
     @staticmethod
     def _accent(raw: str, labels: object) -> str | None:

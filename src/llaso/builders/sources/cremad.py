@@ -62,11 +62,4 @@ class CremaD(Adapter):
                 "sentence": m["sentence"],
                 **demo.get(m["actor"], {}),
             }
-            yield Item(
-                id=f"{self.name}_{task}_{path.stem}",
-                task=task,
-                source="CREMA-D",
-                audio=rel(path, root),
-                answer=with_period(label),
-                metadata=meta,
-            )
+            yield self.item(task, path.stem, rel(path, root), with_period(label), meta)

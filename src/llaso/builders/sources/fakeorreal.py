@@ -36,14 +36,8 @@ class FakeOrReal(Adapter):
                 continue
             found = True
             label = parts[-2].capitalize()
-            yield Item(
-                id=f"{self.name}_SSD_{parts[-3]}_{parts[-2]}_{path.stem}",
-                task="SSD",
-                source="Fake-or-Real (for-norm)",
-                audio=rel(path, root),
-                answer=with_period(label),
-                metadata={"split": parts[-3]},
-                split=SPLITS[parts[-3]],
-            )
+            key = f"{parts[-3]}_{parts[-2]}_{path.stem}"
+            meta = {"split": parts[-3]}
+            yield self.item("SSD", key, rel(path, root), with_period(label), meta, split=SPLITS[parts[-3]])
         if not found:
             log.missing(base, "no {training,validation,testing}/{real,fake}/ audio found")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from llaso.builders.sources.base import Adapter, IssueLog, Item, LabelMap, read_delimited
+from llaso.tasks.registry import load_registry
 
 KNOWN = ("audio", "task", "answer", "id", "source", "text_input", "split")
 
@@ -39,14 +40,10 @@ class Manifest(Adapter):
         return self.manifest_path(root).parent
 
     def check_task(self, task: str) -> str:
-        from llaso.tasks.registry import load_registry
-
         return load_registry().get(task).abbr
 
     def served_tasks(self, root: Path) -> tuple[str, ...]:
         """The tasks the manifest's rows name, in registry order."""
-        from llaso.tasks.registry import load_registry
-
         reg = load_registry()
         present = {
             r.get("task", "").strip().upper()
@@ -55,8 +52,6 @@ class Manifest(Adapter):
         return tuple(t.abbr for t in reg if t.abbr in present)
 
     def iter_items(self, root: Path, task: str, log: IssueLog) -> Iterator[Item]:
-        from llaso.tasks.registry import load_registry
-
         task = self.check_task(task)
         reg_task = load_registry().get(task)
         path = self.manifest_path(root)

@@ -98,12 +98,6 @@ class MELD(Adapter):
                     "utt": row.get("Utterance", ""),
                 }
                 del meta[TASK_FIELD[task]]
-                yield Item(
-                    id=f"{self.name}_{task}_{split}_{key}",
-                    task=task,
-                    source="MELD",
-                    audio=rel(path, root),
-                    answer=with_period(label),
-                    metadata=meta,
-                    split=split,
+                yield self.item(
+                    task, f"{split}_{key}", rel(path, root), with_period(label), meta, split=split
                 )

@@ -7,10 +7,11 @@ and `<root>/<split>/audio/<spk>/<book>/<spk>_<book>_<utt>.{flac,opus}` (`mls_eng
 gender when present. `root` may also be a single split folder.
 
 Answers: ASR, the transcript in sentence case ("After his nap timothy lazily ..."); PR, the IPA of the
-transcript, one word per space-separated group, stress marks removed (REFERENCE §5.1 row 2). The release's
-IPA matches espeak-ng's en-us output without stress marks, so PR calls `espeak-ng --ipa` (through
-`llaso.builders.tts.phonemes`; without espeak-ng PR logs one issue per transcript file and yields nothing). Uncertain: the release's exact phonemizer options
-(word separators, language switches); espeak-ng's output for the same text can differ across versions.
+transcript, one word per space-separated group, stress marks removed (as the release's PR eval file writes
+it). The release's IPA matches espeak-ng's en-us output without stress marks, so PR calls `espeak-ng --ipa`
+(through `llaso.builders.tts.phonemes`; without espeak-ng PR logs one issue per transcript file and yields
+nothing). Uncertain: the release's exact phonemizer options (word separators, language switches);
+espeak-ng's output for the same text can differ across versions.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import ClassVar
 
 from llaso.builders.sources.base import Adapter, IssueLog, Item, find_files, read_text, rel, sentence_case
 from llaso.builders.sources.librispeech import ASR_SOURCE
+from llaso.builders.tts import phonemes
 
 PR_SOURCE = "MLS English (IPA)"
 _STRESS = re.compile("[ˈˌ]")
@@ -29,8 +31,6 @@ _STRESS = re.compile("[ˈˌ]")
 
 def espeak_ipa(texts: list[str], voice: str = "en-us") -> list[str]:
     """IPA for each text with espeak-ng (`llaso.builders.tts.phonemes`), stress marks removed."""
-    from llaso.builders.tts import phonemes
-
     return [" ".join(_STRESS.sub("", phonemes(t, voice)).split()) for t in texts]
 
 
@@ -88,12 +88,4 @@ class MLSEnglish(Adapter):
                 meta: dict[str, object] = {"index": index, "speaker_id": spk, "book_id": book}
                 if spk in genders:
                     meta["gender"] = genders[spk]
-                yield Item(
-                    id=f"{self.name}_{task}_{uid}",
-                    task=task,
-                    source=ASR_SOURCE if task == "ASR" else PR_SOURCE,
-                    audio=rel(audio, root),
-                    answer=answer,
-                    metadata=meta,
-                    split=tp.parent.name,
-                )
+                yield self.item(task, uid, rel(audio, root), answer, meta, split=tp.parent.name)

@@ -65,12 +65,5 @@ class NSynth(Adapter):
                     log.skip(f"NSynth {task}: label not in the registry's set")
                     continue
                 meta = {k: ex[k] for k in ("note_str", "instrument_str", "qualities_str") if k in ex}
-                yield Item(
-                    id=f"{self.name}_{task}_{note}",
-                    task=task,
-                    source=SOURCE,
-                    audio=rel(ex_path.parent / "audio" / f"{note}.wav", root),
-                    answer=answer,
-                    metadata=meta,
-                    split=split,
-                )
+                audio = rel(ex_path.parent / "audio" / f"{note}.wav", root)
+                yield self.item(task, note, audio, answer, meta, split=split)

@@ -87,12 +87,4 @@ class SLURP(Adapter):
                     meta.update((k, v) for k, v in per_rec.get(fname, {}).items() if k not in meta)
                     meta["sentence"] = sentence
                     audio = (root / adir / fname).relative_to(root).as_posix()
-                    yield Item(
-                        id=f"{self.name}_{task}_{Path(fname).stem}",
-                        task=task,
-                        source="SLURP",
-                        audio=audio,
-                        answer=answer,
-                        metadata=meta,
-                        split=SPLITS[n],
-                    )
+                    yield self.item(task, Path(fname).stem, audio, answer, meta, split=SPLITS[n])

@@ -43,14 +43,8 @@ class SpeechCommands(Adapter):
                 continue
             found = True
             relpath = rel(path, root)
-            yield Item(
-                id=f"{self.name}_SCR_{parts[0]}_{path.stem}",
-                task="SCR",
-                source="Speech Commands v2",
-                audio=relpath,
-                answer=with_period(label),
-                metadata={"speaker": path.stem.split("_")[0], "split": split_of.get(relpath, "train")},
-                split=split_of.get(relpath, "train"),
-            )
+            split = split_of.get(relpath, "train")
+            meta = {"speaker": path.stem.split("_")[0], "split": split}
+            yield self.item("SCR", f"{parts[0]}_{path.stem}", relpath, with_period(label), meta, split=split)
         if not found:
             log.missing(root, "no <word>/*.wav files found")

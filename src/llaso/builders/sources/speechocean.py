@@ -89,12 +89,5 @@ class SpeechOcean762(Adapter):
                 except (KeyError, TypeError) as e:
                     log.malformed(spath, f"{utt}: incomplete scores ({e})")
                     continue
-                yield Item(
-                    id=f"{self.name}_{task}_{utt}",
-                    task=task,
-                    source="speechocean762",
-                    audio=Path(wav).as_posix(),
-                    answer=answer,
-                    metadata={"words": words, "speaker": spk.get(utt, "")},
-                    split=split,
-                )
+                meta = {"words": words, "speaker": spk.get(utt, "")}
+                yield self.item(task, utt, Path(wav).as_posix(), answer, meta, split=split)

@@ -123,14 +123,7 @@ class VCTK(Adapter):
             if answer is None:
                 log.skip(f"VCTK {task}: no registry label for speaker {spk}")
                 continue
-            yield Item(
-                id=f"{self.name}_{task}_{path.stem}",
-                task=task,
-                source="VCTK",
-                audio=rel(path, root),
-                answer=with_period(answer),
-                metadata=meta,
-            )
+            yield self.item(task, path.stem, rel(path, root), with_period(answer), meta)
 
     def _asr(self, root: Path, adir: Path, is_092: bool, log: IssueLog) -> Iterator[Item]:
         tdir = root / "txt"
@@ -145,11 +138,5 @@ class VCTK(Adapter):
                 continue
             spk, utt = tp.parent.name, tp.stem
             audio = adir / spk / (f"{utt}_{self.mics[0]}.flac" if is_092 else f"{utt}.wav")
-            yield Item(
-                id=f"{self.name}_ASR_{utt}",
-                task="ASR",
-                source=ASR_SOURCE,
-                audio=rel(audio, root),
-                answer=sentence_case(text),
-                metadata={"speaker_id": spk, "clip_id": audio.name},
-            )
+            meta = {"speaker_id": spk, "clip_id": audio.name}
+            yield self.item("ASR", utt, rel(audio, root), sentence_case(text), meta)

@@ -121,13 +121,6 @@ class VocalSound(Adapter):
             if answer is None:
                 log.skip(f"VocalSound {task}: no label (or age outside the registry range)")
                 continue
-            yield Item(
-                id=f"{self.name}_{task}_{path.stem}",
-                task=task,
-                source="VocalSound",
-                audio=rel(path, root),
-                answer=answer,
-                metadata=meta,
-            )
+            yield self.item(task, path.stem, rel(path, root), answer, meta)
         if not found:
             log.missing(adir, "no <f|m><spk>_<n>_<sound>.wav files found")

@@ -62,13 +62,7 @@ class VoxCeleb(Adapter):
                 log.skip("VoxCeleb speaker not in the meta file")
                 continue
             relpath = rel(path, root)
-            yield Item(
-                id=f"{self.name}_SGC_{relpath.replace('/', '_').rsplit('.', 1)[0]}",
-                task="SGC",
-                source="VoxCeleb",
-                audio=relpath,
-                answer=with_period(found["gender"]),
-                metadata=dict(found),
-            )
+            key = relpath.replace("/", "_").rsplit(".", 1)[0]
+            yield self.item("SGC", key, relpath, with_period(found["gender"]), dict(found))
         if not found_audio:
             log.missing(root / "wav", "no <speaker id>/<video>/<n>.wav files found")

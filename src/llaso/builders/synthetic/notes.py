@@ -8,10 +8,8 @@ Every family puts most energy in the fundamental, so the strongest spectral peak
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import numpy as np
+import numpy as np
 
 SAMPLE_RATE = 16000
 VELOCITIES = (25, 50, 75, 100, 127)  # NSynth's velocity classes (the registry's VC labels)
@@ -42,8 +40,6 @@ def velocity_rms_db(velocity: int) -> float:
 
 
 def _adsr(n: int, attack: float, decay_tau: float | None, release: float) -> np.ndarray:
-    import numpy as np
-
     t = np.arange(n) / SAMPLE_RATE
     env = np.minimum(1.0, t / max(attack, 1e-3))
     if decay_tau is not None:
@@ -56,8 +52,6 @@ def _adsr(n: int, attack: float, decay_tau: float | None, release: float) -> np.
 
 def render_note(family: str, midi: int, velocity: int, duration: float, seed: int) -> np.ndarray:
     """One note, float32 at 16 kHz, scaled to the velocity's RMS level."""
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     n = int(duration * SAMPLE_RATE)
     t = np.arange(n) / SAMPLE_RATE
@@ -119,8 +113,6 @@ def render_note(family: str, midi: int, velocity: int, duration: float, seed: in
 
 def estimate_midi(samples: np.ndarray, sr: int = SAMPLE_RATE) -> float:
     """The pitch of the strongest spectral peak above 25 Hz, as a (fractional) MIDI number."""
-    import numpy as np
-
     x = samples.astype(np.float64) * np.hanning(len(samples))
     n = 1 << (len(x) * 4 - 1).bit_length()
     mag = np.abs(np.fft.rfft(x, n))
@@ -136,6 +128,4 @@ def estimate_midi(samples: np.ndarray, sr: int = SAMPLE_RATE) -> float:
 
 
 def rms_db(samples: np.ndarray) -> float:
-    import numpy as np
-
     return 20 * math.log10(max(float(np.sqrt(np.mean(np.asarray(samples, dtype=np.float64) ** 2))), 1e-12))

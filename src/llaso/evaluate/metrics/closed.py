@@ -1,4 +1,4 @@
-"""Closed-set tasks: label matching, accuracy, abstention and a confusion matrix (REFERENCE §6.2).
+"""Closed-set tasks: label matching, accuracy, abstention, a confusion matrix and the majority baseline.
 
 Two rules are implemented so that both numbers can be shown:
 
@@ -146,6 +146,14 @@ def closed_scores(refs: Sequence[str], answers: Sequence[str | None], labels: La
         missing=missing,
         confusion={k: dict(v) for k, v in confusion.items()},
     )
+
+
+def majority_baseline(refs: Sequence[str], n: int | None = None) -> float:
+    """Accuracy of always answering the most frequent reference label: its count over `n` (default: the
+    number of references). Labels are compared after `normalize_label` ("Male." = "male")."""
+    total = len(refs) if n is None else n
+    counts = Counter(normalize_label(r) for r in refs)
+    return max(counts.values()) / total if counts and total else 0.0
 
 
 # ---- the original rules ------------------------------------------------------------------------------

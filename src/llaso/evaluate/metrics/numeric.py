@@ -1,4 +1,4 @@
-"""Numeric answers: PP pitch (MIDI 0–127) and VocalSound age (REFERENCE §6.2, `pitch_L1.py`, `age_L1.py`).
+"""Numeric answers: PP pitch (MIDI 0–127) and VocalSound age (the original's `pitch_L1.py`, `age_L1.py`).
 
 The parser is the original one: an int, else a float, else the numbers in the text: when the text has a
 "-" and at least two numbers, the mean of the first two (a range such as "20-25" gives 22.5), otherwise
@@ -27,6 +27,8 @@ Policy = Literal["exclude", "worst"]
 POLICIES: tuple[str, ...] = ("exclude", "worst")
 VALID_RANGE = (0.0, 127.0)  # the original scripts' filter, for pitch and age alike
 AGE_WORDS: Mapping[str, float] = {"adult": 22.0}  # age_L1.py
+# The word lists a source's `number_words` (tasks.yaml) can name.
+NUMBER_WORDS: Mapping[str, Mapping[str, float]] = {"age": AGE_WORDS}
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 

@@ -1,4 +1,4 @@
-"""Phone error rate on IPA (REFERENCE §6.2, `assess_per_eval.py`).
+"""Phone error rate on IPA (the original computes it in `assess_per_eval.py`).
 
 The original kept only ASCII letters, so most IPA symbols (ɪ ə ʊ ð θ ŋ ː …) vanished. Here a transcription
 is cut into phones with Unicode in mind:
@@ -10,7 +10,8 @@ is cut into phones with Unicode in mind:
 * stress marks `ˈ ˌ`, spaces, slashes, brackets and punctuation are not phones and are dropped.
 
 The rate is corpus level: Σ edit distance over Σ reference phones, reference = ground truth.
-`char_error_rate_ipa` is the simpler character-level rate with spaces removed that REFERENCE §10 uses.
+`char_error_rate_ipa` is the simpler character-level rate with spaces removed ("char-PER"), the one the
+per-task figures recomputed from the original's published outputs use.
 """
 
 from __future__ import annotations
@@ -62,5 +63,5 @@ def phone_error_rate(refs: Sequence[str], hyps: Sequence[str]) -> ErrorRate:
 
 
 def char_error_rate_ipa(refs: Sequence[str], hyps: Sequence[str]) -> ErrorRate:
-    """Character-level rate with spaces removed (REFERENCE §10's "char-PER"), corpus level."""
+    """Character-level rate with spaces removed ("char-PER"), corpus level."""
     return _error_rate(["".join(r.split()) for r in refs], ["".join(h.split()) for h in hyps], "char")

@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+_lcs_similarity: Callable[..., Any] | None
+try:  # rapidfuzz comes with jiwer; `_lcs` has a pure-Python fallback
+    from rapidfuzz.distance import LCSseq
+
+    _lcs_similarity = LCSseq.similarity
+except ImportError:  # pragma: no cover
+    _lcs_similarity = None
 
 LABEL = "reference-based (token F1 / ROUGE-L), not comparable with judge scores"
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -32,12 +41,8 @@ def token_f1(reference: str, answer: str | None) -> float:
 
 
 def _lcs(a: list[str], b: list[str]) -> int:
-    try:  # rapidfuzz comes with jiwer; the pure-Python loop below is the fallback
-        from rapidfuzz.distance import LCSseq
-
-        return int(LCSseq.similarity(a, b))
-    except ImportError:
-        pass
+    if _lcs_similarity is not None:
+        return int(_lcs_similarity(a, b))
     if len(a) < len(b):
         a, b = b, a
     prev = [0] * (len(b) + 1)

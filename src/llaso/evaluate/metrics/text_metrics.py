@@ -1,4 +1,4 @@
-"""Word and character error rates for ASR (REFERENCE §6.2, `assess_wer_cer.py`).
+"""Word and character error rates for ASR (the original computes them in `assess_wer_cer.py`).
 
 Ours: the reference is the ground truth, both sides go through the Whisper English normalizer
 (`whisper-normalizer`), and the corpus rate is Σ(S+D+I) / Σ(reference words). The mean per-utterance rate
@@ -11,11 +11,17 @@ length.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+
+import jiwer
+from whisper_normalizer.english import EnglishTextNormalizer
 
 _PARALLEL_MIN = 2000  # strings; below this a process pool costs more than it saves
 
@@ -36,8 +42,6 @@ class ErrorRate:
 
 @lru_cache(maxsize=1)
 def _normalizer() -> Any:
-    from whisper_normalizer.english import EnglishTextNormalizer
-
     return EnglishTextNormalizer()
 
 
@@ -73,9 +77,6 @@ def start_normalizing(texts: Sequence[str], workers: int | None = None) -> Calla
     pending: list[Any] = []
     pool = None
     if workers >= 1 and len(todo) >= _PARALLEL_MIN:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
         try:
             ctx = mp.get_context("fork")
         except ValueError:  # no fork on this platform: normalize in-process
@@ -105,8 +106,6 @@ def start_normalizing(texts: Sequence[str], workers: int | None = None) -> Calla
 
 def versions() -> dict[str, str]:
     """Versions of the packages the text metrics depend on (recorded in results.json)."""
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {}
     for pkg in ("jiwer", "whisper-normalizer"):
         try:
@@ -117,8 +116,6 @@ def versions() -> dict[str, str]:
 
 
 def _error_rate(refs: Sequence[str], hyps: Sequence[str], unit: str) -> ErrorRate:
-    import jiwer
-
     if len(refs) != len(hyps):
         raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
     if not refs:

@@ -1,10 +1,11 @@
-"""`llaso tasks list` and `llaso tasks show ABBR`."""
+"""`llaso tasks list` and `llaso tasks show ABBR`: the task registry, as a table or as JSON."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from llaso.cli._shared import add_json
 from llaso.tasks.registry import Task, join_labels, load_registry
 
 LIST_DESCRIPTION = "List the 20 LLaSO tasks with their category, answer type, primary metric and sources."
@@ -14,24 +15,25 @@ SHOW_EXAMPLES = "  llaso tasks show SGC\n  llaso tasks show asr --json"
 
 
 def add_list_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--category", choices=["linguistic", "semantic", "paralinguistic"], help="only this category"
-    )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    categories = ["linguistic", "semantic", "paralinguistic"]
+    p.add_argument("--category", choices=categories, help="only this category")
+    add_json(p)
 
 
 def add_show_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("abbr", metavar="ABBR", help="task abbreviation, e.g. SGC (case-insensitive)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json(p)
 
 
 def task_to_dict(t: Task) -> dict[str, object]:
+    """A task as `--json` prints it."""
     return {
         "abbr": t.abbr,
         "name": t.name,
         "category": t.category,
         "answer_type": t.answer_type,
         "metrics": list(t.metrics),
+        "max_new_tokens": t.max_new_tokens,
         "sources": [
             {
                 "name": s.name,
@@ -73,7 +75,8 @@ def run_show(args: argparse.Namespace) -> int:
         return 0
     print(
         f"{t.abbr}: {t.name}\n  category: {t.category}\n  answer type: {t.answer_type}\n"
-        f"  metrics: {', '.join(t.metrics)} (primary: {t.primary_metric})"
+        f"  metrics: {', '.join(t.metrics)} (primary: {t.primary_metric})\n"
+        f"  max new tokens: {t.max_new_tokens} (the default budget of `llaso infer`)"
     )
     for s in t.sources:
         print(f"  source {s.name}: files {', '.join(s.files)}")
@@ -85,11 +88,13 @@ def run_show(args: argparse.Namespace) -> int:
             print(f"    alias: {label} = {', '.join(al)}")
         if s.range:
             print(f"    range: {s.range[0]:g}..{s.range[1]:g}")
-    print(f"  templates ({len(t.templates)}):")
-    for i, tpl in enumerate(t.templates, 1):
-        print(f"    {i:2}. {tpl}")
+    _print_templates("templates", t.templates)
     if t.number_templates:
-        print(f"  number templates ({len(t.number_templates)}):")
-        for i, tpl in enumerate(t.number_templates, 1):
-            print(f"    {i:2}. {tpl}")
+        _print_templates("number templates", t.number_templates)
     return 0
+
+
+def _print_templates(title: str, templates: tuple[str, ...]) -> None:
+    print(f"  {title} ({len(templates)}):")
+    for i, tpl in enumerate(templates, 1):
+        print(f"    {i:2}. {tpl}")

@@ -6,6 +6,8 @@ import argparse
 import logging
 import os
 
+from llaso.train.config import dump_config, load_config
+
 DESCRIPTION = """\
 Train a LLaSO model with the original two-stage recipe: `align` (stage 1, only the projector trains)
 then `instruct` (stage 2, language model + projector, from the base LLM plus the stage-1 projector).
@@ -36,8 +38,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llaso.train.config import dump_config, load_config
-
     overrides = list(args.overrides)
     if args.out:
         overrides.append(f"output_dir={args.out}")
@@ -45,19 +45,11 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(dump_config(cfg), end="")
         return 0
+    # torch, transformers and accelerate load only to train: --print-config and flag errors stay fast
     from llaso.train.trainer import train
 
     result = train(cfg, skip_preflight=args.skip_preflight, resume=not args.no_resume)
-    logging.getLogger(__name__).info(
-        "done: %d step(s), %d sample(s), %d skipped, last loss %s; output in %s",
-        result.global_step,
-        result.samples,
-        result.skipped,
-        "n/a" if result.last_loss is None else f"{result.last_loss:.4f}",
-        result.output_dir,
-    )
+    logging.getLogger(__name__).info("%s", result.log_line())
     if int(os.environ.get("RANK", "0")) == 0:
-        print(
-            f"trained {result.global_step} step(s); skipped {result.skipped} sample(s); output: {result.output_dir}"
-        )
+        print(result.short_line())
     return 0

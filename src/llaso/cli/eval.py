@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from llaso.cli._shared import add_no_progress, add_workers
+from llaso.evaluate.judge import JudgeConfig, LlmJudge
+from llaso.evaluate.report import markdown_report, write_reports
+from llaso.evaluate.scoring import ScoreOptions, SystemScore, apply_ratio_to_best, score_system
+from llaso.tasks.registry import Registry, load_registry
+from llaso.utils.config import from_dict
 
 DESCRIPTION = """\
 Score LLaSO-format prediction files (the eval sample plus the prediction in `answer`, `result` or
@@ -31,79 +35,64 @@ EXAMPLES = """\
       --judge-model gpt-4o-mini --judge-cache ~/.cache/llaso-judge
   llaso eval preds/ --out eval-out --import-judge results/LLaSO-Base/gpt_result"""
 
+NAME_HELP = "system name (default: the folder or file name); with --compare, once per input"
+NUMERIC_POLICY_HELP = (
+    "unparsable numeric answers (PP, AC age): excluded from the MAE (the original) or "
+    "counted as the worst error in the label range (default: %(default)s)"
+)
+NORMALIZATION_HELP = "which normalized score is the headline `normalized_score` (default: %(default)s)"
+IMPORT_JUDGE_HELP = (
+    "original judge records (gpt_result/*.jsonl) to reuse; with --compare, DIR/<system>/"
+    "gpt_result is used when it exists"
+)
+API_KEY_HELP = "environment variable holding the API key (default: %(default)s; never logged)"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="PRED", help="prediction files or folders")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder for the reports")
-    p.add_argument(
-        "--name",
-        action="append",
-        metavar="SYSTEM",
-        help="system name (default: the folder or file name); with --compare, once per input",
-    )
+    p.add_argument("--name", action="append", metavar="SYSTEM", help=NAME_HELP)
     p.add_argument("--compare", action="store_true", help="each input is one system; write a leaderboard")
-    p.add_argument(
-        "--numeric-policy",
-        choices=("exclude", "worst"),
-        default="exclude",
-        help="unparsable numeric answers (PP, AC age): excluded from the MAE (the original) or "
-        "counted as the worst error in the label range (default: %(default)s)",
-    )
-    p.add_argument(
-        "--normalization",
-        choices=("absolute", "ratio_to_best"),
-        default="absolute",
-        help="which normalized score is the headline `normalized_score` (default: %(default)s)",
-    )
-    p.add_argument("--workers", type=int, default=None, help="processes for the ASR text normalizer")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    j = p.add_argument_group("judge")
-    j.add_argument(
-        "--judge-url", metavar="URL", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"
-    )
+    policies = ("exclude", "worst")
+    p.add_argument("--numeric-policy", choices=policies, default="exclude", help=NUMERIC_POLICY_HELP)
+    normalizations = ("absolute", "ratio_to_best")
+    p.add_argument("--normalization", choices=normalizations, default="absolute", help=NORMALIZATION_HELP)
+    add_workers(p, "processes for the ASR text normalizer", metavar=None)
+    add_no_progress(p, "no progress bars")
+    _add_judge_arguments(p.add_argument_group("judge"))
+
+
+def _add_judge_arguments(j: argparse._ArgumentGroup) -> None:
+    url_help = "OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"
+    j.add_argument("--judge-url", metavar="URL", help=url_help)
     j.add_argument("--judge-model", metavar="MODEL", help="judge model name")
-    j.add_argument(
-        "--judge-api-key-env",
-        default="OPENAI_API_KEY",
-        metavar="VAR",
-        help="environment variable holding the API key (default: %(default)s; never logged)",
-    )
+    j.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", metavar="VAR", help=API_KEY_HELP)
     j.add_argument("--judge-temperature", type=float, default=0.0)
     j.add_argument("--judge-concurrency", type=int, default=4)
     j.add_argument("--judge-retries", type=int, default=5)
     j.add_argument("--judge-timeout", type=float, default=60.0)
     j.add_argument("--judge-cache", type=Path, metavar="DIR", help="on-disk judge cache (survives restarts)")
-    j.add_argument(
-        "--import-judge",
-        type=Path,
-        metavar="DIR",
-        help="original judge records (gpt_result/*.jsonl) to reuse; with --compare, DIR/<system>/"
-        "gpt_result is used when it exists",
-    )
-    j.add_argument(
-        "--no-published-judge", action="store_true", help="ignore a system folder's own gpt_result/ records"
-    )
+    j.add_argument("--import-judge", type=Path, metavar="DIR", help=IMPORT_JUDGE_HELP)
+    no_published_help = "ignore a system folder's own gpt_result/ records"
+    j.add_argument("--no-published-judge", action="store_true", help=no_published_help)
 
 
-def _judge_backend(args: argparse.Namespace) -> object | None:
+def _judge_backend(args: argparse.Namespace) -> LlmJudge | None:
     if not args.judge_url and not args.judge_model:
         return None
     if not (args.judge_url and args.judge_model):
         raise ValueError("--judge-url and --judge-model go together")
-    from llaso.evaluate.judge import JudgeConfig, LlmJudge
-
-    return LlmJudge(
-        JudgeConfig(
-            base_url=args.judge_url,
-            model=args.judge_model,
-            api_key_env=args.judge_api_key_env,
-            temperature=args.judge_temperature,
-            max_concurrency=args.judge_concurrency,
-            max_retries=args.judge_retries,
-            timeout=args.judge_timeout,
-            cache_dir=args.judge_cache,
-        )
-    )
+    flags = {
+        "base_url": args.judge_url,
+        "model": args.judge_model,
+        "api_key_env": args.judge_api_key_env,
+        "temperature": args.judge_temperature,
+        "max_concurrency": args.judge_concurrency,
+        "max_retries": args.judge_retries,
+        "timeout": args.judge_timeout,
+        "cache_dir": args.judge_cache,
+    }
+    return LlmJudge(from_dict(JudgeConfig, flags, ""))
 
 
 def _import_dir(base: Path | None, name: str, compare: bool) -> Path | None:
@@ -116,15 +105,8 @@ def _import_dir(base: Path | None, name: str, compare: bool) -> Path | None:
     return base
 
 
-def run(args: argparse.Namespace) -> int:
-    from llaso.evaluate.report import markdown_report, write_reports
-    from llaso.evaluate.scoring import ScoreOptions, apply_ratio_to_best, score_system
-    from llaso.tasks.registry import load_registry
-
-    registry = load_registry()
-    options = ScoreOptions(
-        numeric_policy=args.numeric_policy, progress=not args.no_progress, workers=args.workers
-    )
+def _score_systems(args: argparse.Namespace, registry: Registry, options: ScoreOptions) -> list[SystemScore]:
+    """One system per input with --compare, else one for all inputs; each announced on stderr."""
     groups = [[x] for x in args.inputs] if args.compare else [list(args.inputs)]
     names = args.name or []
     if names and len(names) != len(groups):
@@ -148,6 +130,14 @@ def run(args: argparse.Namespace) -> int:
             msg += f" from {system.judge_metadata.get('source')}"
         print(msg, file=sys.stderr)
         systems.append(system)
+    return systems
+
+
+def run(args: argparse.Namespace) -> int:
+    registry = load_registry()
+    flags = {"numeric_policy": args.numeric_policy, "progress": not args.no_progress, "workers": args.workers}
+    options = from_dict(ScoreOptions, flags, "")
+    systems = _score_systems(args, registry, options)
     apply_ratio_to_best(systems, registry)
     paths = write_reports(args.out, systems, registry, options, args.normalization)
     print(markdown_report(systems, registry, options))

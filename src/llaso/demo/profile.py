@@ -1,0 +1,102 @@
+"""The demo's settings: a profile (`configs/demo/full.yaml` or `quick.yaml`) as typed sections, and the
+options of one `llaso demo` run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llaso.utils.config import load_options
+
+PROFILES = {False: "full", True: "quick"}  # --quick -> the profile's name (and its YAML file's stem)
+
+
+class DemoError(RuntimeError):
+    """A step that cannot run; the message says what to do."""
+
+
+@dataclass
+class CorpusSection:
+    size: str = "small"  # `llaso data synth --size`
+    free_share: float | None = None  # synth's --free-share; None: synth's default
+
+
+@dataclass
+class AlignSection:
+    """Stage 1: an ordinary `llaso train` config (relative to the profile's folder), extra overrides."""
+
+    config: str = "align.yaml"
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class InstructSection:
+    """Stage 2, as stage 1, trained on the whole instruct split or a subset of it."""
+
+    config: str = "instruct.yaml"
+    overrides: list[str] = field(default_factory=list)
+    samples: int | None = None  # one epoch over a subset of this many records (None: the whole split)
+    task_weights: dict[str, float] | None = (
+        None  # each task's share of the subset (default 1; 0 leaves it out)
+    )
+
+
+@dataclass
+class InferSection:
+    batch_size: int = 16
+    dtype: str = "float32"  # a torch dtype name: float32 or bfloat16
+    limit: int | None = None  # eval items per file (None: all)
+    max_new_tokens: int = 64
+    max_new_tokens_per_task: dict[str, int] = field(default_factory=dict)
+    real_speech: bool = True  # also decode the pocketsphinx 5.1.1 LibriVox utterances
+
+
+@dataclass
+class TargetsSection:
+    wall_minutes: float = 20.0
+    closed_margin: float = 0.10  # accuracy at least this much over the majority-class baseline
+    asr_wer: float = 0.15
+    pp_mae: float = 3.0  # semitones
+
+
+@dataclass
+class DemoProfile:
+    corpus: CorpusSection = field(default_factory=CorpusSection)
+    align: AlignSection = field(default_factory=AlignSection)
+    instruct: InstructSection = field(default_factory=InstructSection)
+    infer: InferSection = field(default_factory=InferSection)
+    targets: TargetsSection = field(default_factory=TargetsSection)
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """The options of one `llaso demo` run (its flags)."""
+
+    out: str = "demo-run"  # folder for everything the demo makes
+    quick: bool = False  # the quick profile instead of the full one
+    seed: int = 0  # seed of the synthetic corpus
+    weights: str | None = None  # folder of `llaso weights import` (None: OUT/weights)
+    config_dir: str | None = None  # folder of the demo configs (None: configs/demo of this checkout)
+    real_speech: bool = True  # False: skip the LibriVox set
+    threads: int | None = None  # torch threads for training and inference (None: $OMP_NUM_THREADS or all)
+
+
+def config_dir(given: str | None = None) -> Path:
+    """configs/demo of this checkout (or of the working folder), or the folder given."""
+    if given:
+        return Path(given)
+    for base in (Path(__file__).resolve().parents[3], Path.cwd()):
+        d = base / "configs" / "demo"
+        if (d / "full.yaml").is_file():
+            return d
+    raise DemoError("configs/demo not found; run from the llaso checkout or pass --config-dir")
+
+
+def profile_path(cfg_dir: Path, quick: bool) -> Path:
+    return cfg_dir / f"{PROFILES[quick]}.yaml"
+
+
+def load_profile(cfg_dir: Path, quick: bool, overrides: list[str] | None = None) -> DemoProfile:
+    """The full or quick profile of `cfg_dir`, with dotted `key=value` overrides; an unknown key or a wrong
+    type is a `ConfigError` that names it."""
+    return load_options(DemoProfile, profile_path(cfg_dir, quick), overrides or (), what="a demo profile")
