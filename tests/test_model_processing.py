@@ -62,7 +62,7 @@ def proc() -> LlasoProcessor:
     return make_processor()
 
 
-# ---- the original's conversation template: the rendered prompt, byte for byte ----------------------------------------------
+# ---- the original's conversation template: the rendered prompt, byte for byte -----------------------
 def test_render_text_then_audio(proc: LlasoProcessor) -> None:
     s = sample("Identify the speaker's gender. Choose from female or male.<audio>")
     expected = (
