@@ -1,14 +1,44 @@
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 
-from llaso.corpus.audio import AudioError, AudioErrorKind, AudioInfo, load_audio, probe_audio, probe_many
+from llaso.corpus.audio import (
+    MAX_AUDIO_BYTES,
+    AudioError,
+    AudioErrorKind,
+    AudioInfo,
+    audio_duration,
+    load_audio,
+    probe_audio,
+    probe_many,
+)
+from llaso.corpus.jsonio import read_samples
+from llaso.corpus.stats import compute_stats
+from llaso.corpus.validate import Code, Severity, validate_paths
+from llaso.model.modeling import build_tiny_llaso
+from llaso.model.processing import LlasoInputError
+from llaso.train.data import Skipped, TrainDataset
 
+from conftest import make_record
 from helpers.audio import sine
+from helpers.train import TINY, TINY_CONFIG
+
+
+def write_json(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text(json.dumps(records), encoding="utf-8")
+    return path
 
 
 @pytest.fixture
@@ -124,3 +154,170 @@ def test_probe_many_survives_unexpected_exceptions(tmp_path: Path) -> None:
 
     (res,) = probe_many(["x.wav"], progress=False, probe=boom)
     assert isinstance(res[1], AudioError) and "decoder bug" in str(res[1])
+
+
+# ---- opening: regular files only, with a size bound ------------------------------------------------------
+@contextlib.contextmanager
+def no_hang(seconds: int = 10) -> Iterator[None]:
+    """Fail instead of hanging: a reader blocked in open(2) on a FIFO gets SIGALRM and raises."""
+
+    def fire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"still blocked after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, fire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize("reader", [probe_audio, load_audio, audio_duration])
+def test_a_fifo_named_wav_is_refused_at_once(tmp_path: Path, reader: Callable[[Path], object]) -> None:
+    fifo = tmp_path / "x.wav"
+    os.mkfifo(fifo)
+    with no_hang(), pytest.raises(AudioError) as ei:
+        reader(fifo)
+    assert ei.value.kind == AudioErrorKind.UNREADABLE and "not a regular file (a FIFO)" in str(ei.value)
+    assert str(fifo) in str(ei.value)
+
+
+def test_a_device_is_refused_and_a_symlink_to_a_file_is_followed(tmp_path: Path) -> None:
+    with pytest.raises(AudioError, match=r"not a regular file \(a character device\)"):
+        probe_audio("/dev/zero")  # would decode forever
+    sf.write(tmp_path / "real.wav", sine(0.5, amp=0.5), 16000)
+    (tmp_path / "link.wav").symlink_to(tmp_path / "real.wav")
+    assert probe_audio(tmp_path / "link.wav").frames == 8000
+
+
+def test_the_size_bound_names_the_file(tmp_path: Path) -> None:
+    p = tmp_path / "big.wav"
+    sf.write(p, sine(1.0, amp=0.5), 16000)
+    for reader in (probe_audio, load_audio, audio_duration):
+        with pytest.raises(AudioError) as ei:
+            reader(p, max_bytes=1000)  # type: ignore[operator]
+        assert ei.value.kind == AudioErrorKind.TOO_LARGE and "big.wav" in str(ei.value)
+        assert f"{p.stat().st_size:,} bytes, more than the 1,000" in str(ei.value)
+    assert MAX_AUDIO_BYTES >= 1 << 30  # an hour of 48 kHz stereo 24-bit PCM fits
+
+
+def test_a_very_long_path_is_an_audio_error_with_a_short_message(tmp_path: Path) -> None:
+    long = tmp_path / ("x" * 300_000 + ".wav")
+    with pytest.raises(AudioError) as ei:
+        load_audio(long)  # pathlib's exists() raised a raw OSError (File name too long) here
+    assert ei.value.kind == AudioErrorKind.UNREADABLE and "too long" in str(ei.value)
+    assert len(str(ei.value)) < 500 and "300,0" in str(ei.value) and ei.value.path == str(long)
+
+
+def test_load_audio_gives_the_same_samples_as_a_whole_file_read(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((150_001, 2))).astype(np.float32)
+    for sr in (16000, 22050, 44100):
+        p = tmp_path / f"n{sr}.wav"
+        sf.write(p, x, sr, subtype="FLOAT")
+        data, _ = sf.read(p, dtype="float32", always_2d=True)
+        whole = data.mean(axis=1)
+        want = whole if sr == 16000 else soxr.resample(whole, sr, 16000)
+        assert np.array_equal(load_audio(p), want)
+
+
+# ---- one check of the signal the model gets, by every reader -----------------------------------------
+def _signals(d: Path) -> dict[str, str | None]:
+    """Audio files of every kind, and the verdict every reader must give (None: usable)."""
+    rng = np.random.default_rng(1)
+    x = (0.2 * rng.standard_normal(8000)).astype(np.float32)
+    sf.write(d / "good.wav", x, 16000)
+    sf.write(d / "nan.wav", np.where(np.arange(8000) == 100, np.nan, x).astype(np.float32), 16000, "FLOAT")
+    sf.write(d / "inf.wav", np.full(8000, np.inf, np.float32), 16000, "FLOAT")
+    sf.write(d / "silent.wav", np.zeros(8000, np.float32), 16000)
+    sf.write(d / "cancel.wav", np.stack([x, -x], axis=1), 16000)  # phase-cancelled stereo: silent as mono
+    t = np.arange(44100) / 44100  # loud at 44.1 kHz, nothing left below 8 kHz once resampled to 16 kHz
+    sf.write(d / "ultrasonic.wav", (0.5 * np.sin(2 * np.pi * 11000 * t) * np.hanning(44100)), 44100)
+    sf.write(d / "empty.wav", np.zeros(0, np.float32), 16000)
+    os.mkfifo(d / "fifo.wav")
+    return {
+        "good.wav": None,
+        "nan.wav": "non-finite",
+        "inf.wav": "non-finite",
+        "silent.wav": "silent",
+        "cancel.wav": "silent",
+        "ultrasonic.wav": "silent",
+        "empty.wav": "empty",
+        "fifo.wav": "unreadable",
+    }
+
+
+@pytest.fixture(scope="module")
+def tiny_processor() -> Any:
+    return build_tiny_llaso(**TINY, **TINY_CONFIG)[1]
+
+
+@pytest.fixture
+def signal_corpus(tmp_path: Path) -> tuple[Path, Path, dict[str, str | None]]:
+    root = tmp_path / "audio"
+    root.mkdir()
+    expected = _signals(root)
+    recs = [make_record(voice=[name], id=name) for name in expected]
+    return write_json(tmp_path / "vctk_gender_classification_test.json", recs), root, expected
+
+
+def _probe_verdict(path: Path) -> str | None:
+    try:
+        info = probe_audio(path)
+    except AudioError as e:
+        return e.kind.value
+    return "empty" if info.is_empty else "silent" if info.is_silent else None
+
+
+def test_probe_judges_the_mono_mix_the_model_gets(signal_corpus: tuple[Path, Path, dict]) -> None:
+    _, root, expected = signal_corpus
+    with no_hang():
+        assert {n: _probe_verdict(root / n) for n in expected} == expected
+    cancel = probe_audio(root / "cancel.wav")
+    assert cancel.channel_peak is not None and cancel.channel_peak > 0.3 and cancel.peak < 1e-4
+    assert cancel.problem is not None and "2 channels are mixed down to mono: they cancel" in cancel.problem
+    with pytest.raises(AudioError, match=r"1 of its 8,000 samples are NaN or infinite"):
+        probe_audio(root / "nan.wav")  # (one NaN sample made the whole file "silent" before)
+
+
+def test_validate_and_stats_agree_with_the_probe(signal_corpus: tuple[Path, Path, dict]) -> None:
+    corpus, root, expected = signal_corpus
+    codes = {
+        "non-finite": Code.AUDIO_NONFINITE,
+        "silent": Code.AUDIO_SILENT,
+        "empty": Code.AUDIO_EMPTY,
+        "unreadable": Code.AUDIO_UNDECODABLE,
+    }
+    with no_hang():
+        r = validate_paths([corpus], check_audio=True, audio_root=root, workers=2, progress=False)
+        s = compute_stats([corpus], audio_root=root, durations=True, workers=2, progress=False)
+    got: dict[str, str | None] = dict.fromkeys(expected)
+    for p in r.problems:
+        if p.code in codes.values() and p.record is not None:
+            got[list(expected)[p.record]] = next(k for k, c in codes.items() if c == p.code)
+    assert got == expected
+    assert r.count(Severity.ERROR) == 4  # NaN, Inf, empty, FIFO: validate fails on them now
+    want_failed = Counter(v for v in expected.values() if v not in (None, "silent"))
+    assert s.audio_failed_by == want_failed and s.audio_silent == 3 and s.audio_files == len(expected)
+
+
+def test_the_processor_and_the_training_set_agree_with_the_probe(
+    signal_corpus: tuple[Path, Path, dict], tiny_processor: Any
+) -> None:
+    corpus, root, expected = signal_corpus
+    samples = read_samples(corpus)
+    ds = TrainDataset(samples, tiny_processor, audio_root=root)
+    for i, (name, verdict) in enumerate(expected.items()):
+        with no_hang():
+            item = ds[i]
+            try:
+                tiny_processor.from_samples([samples[i]], audio_root=root)
+                refused = None
+            except LlasoInputError as e:
+                refused = str(e)
+        if verdict is None:
+            assert refused is None and not isinstance(item, Skipped), name
+        else:
+            assert refused is not None and verdict in refused, name
+            assert isinstance(item, Skipped) and verdict in item.reason, name

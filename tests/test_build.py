@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from llaso.builders.build import build, parse_ratios, split_eval
+from llaso.builders.build import build, parse_ratios
 from llaso.builders.sources.base import Item
+from llaso.builders.split import split_eval, split_guarantees
 from llaso.cli import main
 from llaso.corpus.jsonio import iter_records
 from llaso.corpus.validate import validate_paths
@@ -53,6 +54,29 @@ def vctk(tmp_path: Path) -> Path:
             (root / "txt" / spk / f"{spk}_00{u}.txt").write_text(f"Sentence {u} of {spk}.\n")
     (root / "txt" / "p225" / "p225_009.txt").write_text("No audio for this one.\n")  # missing audio
     return root
+
+
+@pytest.fixture
+def vctk_shared(tmp_path: Path) -> Path:
+    """VCTK as it is read: every speaker reads the same passage (utterances 1-2), then sentences of their own."""
+    root = tmp_path / "VCTK-shared"
+    info = ["ID  AGE  GENDER  ACCENTS  REGION COMMENTS "]
+    for s in range(6):
+        spk = f"p{240 + s}"
+        info.append(
+            f"{spk}  {21 + 3 * s}  {'FM'[s % 2]}  {('English', 'Scottish', 'American')[s % 3]}  Somewhere"
+        )
+        for u in range(1, 6):
+            write_tone(root / "wav48_silence_trimmed" / spk / f"{spk}_00{u}_mic1.flac", freq=300 + 20 * s + u)
+            text = f"Shared sentence {u}." if u <= 2 else f"Own sentence {u} of {spk}."
+            (root / "txt" / spk).mkdir(parents=True, exist_ok=True)
+            (root / "txt" / spk / f"{spk}_00{u}.txt").write_text(text + "\n")
+    (root / "speaker-info.txt").write_text("\n".join(info) + "\n")
+    return root
+
+
+def speaker_of(rec: dict) -> str:
+    return str(rec["voice"][0]).split("/")[2]  # vctk/wav48_silence_trimmed/<spk>/...
 
 
 def outputs(out: Path) -> dict[str, bytes]:
@@ -172,8 +196,8 @@ def test_pure_audio_records_get_spoken_instructions(vctk: Path, tmp_path: Path) 
     )
     mods = {m for (_, m) in r.strata}
     assert mods == {"text_audio", "pure_audio"}
-    for c in r.strata.values():
-        assert c["eval"] == round(0.5 * (c["train"] + c["eval"]))
+    for c in r.strata.values():  # split by speaker: whole speakers, so not exactly half
+        assert c["eval"] >= 1 and c["train"] >= 1
     pure = records(out, "instruct") + records(out, "eval")
     pure = [x for x in pure if x["modality"] == "pure_audio"]
     assert pure and all(x["voice"][0].startswith("concat/") for x in pure)
@@ -199,12 +223,125 @@ def test_pure_audio_records_get_spoken_instructions(vctk: Path, tmp_path: Path) 
 def test_split_eval_keeps_shared_audio_together() -> None:
     items = [Item(f"{t}{k}", t, None, f"a{k}.wav", "x") for t in ("SGC", "AC") for k in range(10)]
     mod = {i.id: Modality.TEXT_AUDIO for i in items}
-    chosen = split_eval(items, mod, 0.3, None, seed=0)
+    chosen = split_eval(items, mod, 0.3, None, seed=0).eval
     assert len(chosen) == 6
     assert {i.audio for i in items if i.id in chosen and i.task == "SGC"} == {
         i.audio for i in items if i.id in chosen and i.task == "AC"
     }
-    assert split_eval(items, mod, 0.3, 2, seed=0) and len(split_eval(items, mod, 0.3, 2, seed=0)) == 4
+    assert len(split_eval(items, mod, 0.3, 2, seed=0).eval) == 4
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_speaker_level_tasks_split_by_speaker_and_asr_by_transcript(
+    vctk_shared: Path, tmp_path: Path, seed: int
+) -> None:
+    out = tmp_path / "o"
+    r = build("vctk", vctk_shared, None, out, ratios="text_audio", audio_check="exists", seed=seed)
+    ev, tr = records(out, "eval"), records(out, "align") + records(out, "instruct")
+    speaker_tasks = ("SGC", "AC", "AR")
+    train_speakers = {speaker_of(x) for x in tr if x["task"] in speaker_tasks}
+    for task in speaker_tasks:
+        eval_speakers = {speaker_of(x) for x in ev if x["task"] == task}
+        assert eval_speakers and not eval_speakers & train_speakers, (task, eval_speakers)
+    eval_texts = {x["conversations"][1]["value"] for x in ev if x["task"] == "ASR"}
+    train_texts = {x["conversations"][1]["value"] for x in tr if x["task"] == "ASR"}
+    assert eval_texts and train_texts and not eval_texts & train_texts
+    assert not {v for x in ev for v in x["voice"]} & {v for x in tr for v in x["voice"]}
+    # the report and the data card say what the split held out, per task, and measure it
+    rows = {row["task"]: row for row in json.loads((out / "build_report.json").read_text())["split"]}
+    assert {t: rows[t]["held_out_by"] for t in rows} == {
+        "ASR": "transcript and audio file",
+        "SGC": "speaker",
+        "AC": "speaker",
+        "AR": "speaker",
+    }
+    for row in rows.values():
+        assert row["eval_audio_files_in_training"] == 0 and row["eval_speakers_in_training"] == 0
+        assert row["eval"] == sum(1 for x in ev if x["task"] == row["task"])
+    assert rows["ASR"]["eval_transcripts_in_training"] == 0
+    assert rows["ASR"]["left_out"] == r.skipped.get(
+        "left out by the eval split: ASR: transcript both in eval and in training", 0
+    )
+    card = (out / "README.md").read_text()
+    assert "## What the eval split holds out" in card
+    n_sgc = rows["SGC"]["eval_speakers"]
+    assert f"| SGC | speaker | {rows['SGC']['eval']} | {rows['SGC']['train']} | 0 |" in card
+    assert f"| 0 of {n_sgc} |" in card
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_every_stratum_of_two_items_gets_an_eval_item(vctk: Path, tmp_path: Path, seed: int) -> None:
+    # 5 items per task: round(0.1 * 5) == 0 gave no eval split at all
+    r = build(
+        "vctk", vctk, None, tmp_path / "o", ratios="text_audio", limit=5, audio_check="exists", seed=seed
+    )
+    assert r.strata and all(c["eval"] >= 1 and c["train"] >= 1 for c in r.strata.values()), r.strata
+    assert r.records["eval"] >= len(r.strata) and not r.split_notes
+
+
+def test_blocked_strata_still_get_eval_items() -> None:
+    # every audio file serves a stratum of 5 (target 1) and a stratum of 2: whole-file assignment used to
+    # block the stratum of 5 because the other is "full"
+    items = [Item(f"SGC{k}", "SGC", None, f"a{k}.wav", "x") for k in range(5)]
+    items += [Item(f"AC{k}", "AC", None, f"a{k}.wav", "x") for k in range(5)]
+    mod = {i.id: Modality.TEXT_AUDIO for i in items}
+    mod.update({f"AC{k}": Modality.PURE_AUDIO for k in range(3)})  # AC: (t,a) 2 items, (a) 3 items
+    for seed in range(5):
+        got = split_eval(items, mod, 0.1, None, seed=seed)
+        strata = {(i.task, mod[i.id]) for i in items if i.id in got.eval}
+        assert strata == {
+            ("SGC", Modality.TEXT_AUDIO),
+            ("AC", Modality.TEXT_AUDIO),
+            ("AC", Modality.PURE_AUDIO),
+        }
+        assert len({i.task for i in items if i.id not in got.eval}) == 2  # training keeps both tasks
+
+
+def test_capped_eval_of_big_speaker_groups_spreads_over_speakers() -> None:
+    items = [
+        Item(f"SGC_{s}_{u}", "SGC", None, f"{s}/{u}.wav", "Male." if s % 2 else "Female.", speaker=f"s{s}")
+        for s in range(12)
+        for u in range(50)
+    ]
+    mod = {i.id: Modality.TEXT_AUDIO for i in items}
+    got = split_eval(items, mod, 0.1, 20, seed=0)
+    eval_speakers = {i.speaker for i in items if i.id in got.eval}
+    train_speakers = {i.speaker for i in items if got.side(i.id) == "train"}
+    assert len(got.eval) == 20 and len(eval_speakers) >= 4 and not eval_speakers & train_speakers
+    assert len(got.left_out) == 50 * len(eval_speakers) - 20  # the eval speakers' other items
+    row = split_guarantees(items, got)[0]
+    assert (row["eval"], row["left_out"], row["eval_speakers_in_training"]) == (20, len(got.left_out), 0)
+
+
+def test_asr_alone_is_split_by_transcript_without_losing_items() -> None:
+    # no speaker-level task joins the speakers, so each shared sentence is one group: nothing is left out
+    items = [
+        Item(f"ASR_{s}_{u}", "ASR", None, f"{s}/{u}.wav", f"Sentence {u}!" if s % 2 else f"sentence {u}")
+        for s in range(10)
+        for u in range(10)
+    ]
+    mod = {i.id: Modality.TEXT_AUDIO for i in items}
+    got = split_eval(items, mod, 0.2, None, seed=3)
+    assert len(got.eval) == 20 and not got.left_out
+    row = split_guarantees(items, got)[0]
+    assert row["eval_transcripts"] == 2 and row["eval_transcripts_in_training"] == 0
+
+
+def test_shared_transcripts_keep_an_eval_item() -> None:
+    # every speaker reads the same three sentences; speaker-level items join each speaker's files
+    items = []
+    for s in range(4):
+        for u in range(3):
+            audio = f"{s}/{u}.wav"
+            items.append(Item(f"SGC_{s}_{u}", "SGC", None, audio, "Male.", speaker=f"s{s}"))
+            items.append(Item(f"ASR_{s}_{u}", "ASR", None, audio, f"Sentence {u}.", speaker=f"s{s}"))
+    mod = {i.id: Modality.TEXT_AUDIO for i in items}
+    got = split_eval(items, mod, 0.25, None, seed=0)
+    asr_eval = [i for i in items if i.task == "ASR" and i.id in got.eval]
+    asr_train = [i for i in items if i.task == "ASR" and got.side(i.id) == "train"]
+    assert asr_eval and asr_train
+    assert not {i.answer for i in asr_eval} & {i.answer for i in asr_train}
+    assert all("transcript" in why for why in got.left_out.values())
 
 
 def test_parse_ratios() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from llaso.evaluate.report import damaged_files
 from llaso.evaluate.scoring import ScoreOptions, SystemScore, apply_ratio_to_best, score_system
 from llaso.tasks.registry import load_registry
 
@@ -38,6 +39,7 @@ def test_all_five_systems_score_without_errors(scored):
     for name, s in scored.items():
         assert len(s.files) == 44, name
         assert all(f.scored for f in s.files), name
+        assert damaged_files(s) == [], name  # every file read whole: `llaso eval` exits 0 on them
         assert len(s.tasks) == 20, name
         assert s.judge == "published records"
         # the only problems are empty answers, which are counted, not errors

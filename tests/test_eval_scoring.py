@@ -375,3 +375,63 @@ def test_cli_with_a_loopback_judge_that_fails_and_recovers(
     assert t["judge"] == "llm judge" and t["judge_metadata"]["model"] == "fake-judge"
     assert "prompt_hash" in t["judge_metadata"]
     assert t["tasks"]["AQA"]["judge_score"] == 4.0 and _ChatHandler.calls >= 3
+
+
+# ---- files that cannot be read whole: scores of what was read, marked, and exit status 1 ----------------
+def _damaged(kind: str) -> tuple[str, float, int]:
+    """(file text, accuracy of what can be read, usable records) of a malformed prediction file."""
+    good = [gender("Male"), gender("Male", "Female.")]
+    whole = json.dumps(good)
+    lines = [json.dumps(r) for r in good]
+    return {
+        "truncated": (whole[:-20], 1.0, 1),  # the second record is cut
+        "trailing-comma": (whole[:-1] + ",]", 0.5, 2),
+        "null": ("null", 0.0, 0),
+        "42": ("42", 0.0, 0),
+        "null-item": (f"[{lines[0]}, null]", 0.5, 1),  # a record that cannot be read counts as wrong
+        "jsonl-bad-line": ("\n".join([lines[0], "{not json", lines[1]]), 1 / 3, 2),
+    }[kind]
+
+
+@pytest.mark.parametrize("kind", ["truncated", "trailing-comma", "null", "42", "null-item", "jsonl-bad-line"])
+def test_cli_exits_1_on_a_file_not_read_whole_and_marks_it(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text, accuracy, usable = _damaged(kind)
+    pred = tmp_path / "sys" / "vctk_gender_classification_test.json"
+    pred.parent.mkdir()
+    pred.write_text(text, encoding="utf-8")
+    write_json(tmp_path / "sys" / "ASR_test.json", [make_record("T.<audio>", "Hello.", answer="hello")])
+    out = tmp_path / "out"
+    rc = main(["eval", str(tmp_path / "sys"), "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1, "a file with a read error is not fully scored"
+    assert f"error: {pred.name}: not read whole ({usable} usable record(s) read" in err
+    doc = json.loads((out / "results.json").read_text())["systems"]["sys"]
+    assert doc["tasks"]["SGC"]["accuracy"] == pytest.approx(accuracy)  # the scores of what was read
+    assert doc["files"][pred.name]["details"]["read_error"].startswith(str(pred))
+    assert "read_error" not in doc["files"]["ASR_test.json"]["details"]
+    md = (out / "results.md").read_text()
+    sgc = next(line for line in md.splitlines() if line.startswith("| SGC"))
+    assert f"⚠ not read whole: {pred.name} ({usable} usable record(s) read)" in sgc
+    assert "| ⚠ files not read whole (scores cover the records read) | 1 |" in md
+    asr = next(line for line in md.splitlines() if line.startswith("| ASR"))
+    assert "⚠" not in asr
+    html = (out / "report.html").read_text()
+    assert f"⚠ not read whole: {pred.name}" in html and "<td>⚠ files not read whole" in html
+
+
+def test_cli_help_states_the_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "Exit status 1 when a file could not be scored" in help_text
+    assert (
+        "or not read whole (malformed JSON, a record that is not a JSON object, a list cut short)"
+        in help_text
+    )
+
+
+def test_a_clean_system_has_no_damage_marks(system: Path, tmp_path: Path) -> None:
+    assert main(["eval", str(system), "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    assert "⚠" not in (tmp_path / "o" / "results.md").read_text()

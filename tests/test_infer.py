@@ -86,7 +86,11 @@ def test_infer_writes_every_item_once_and_eval_reads_it(tmp_path: Path, model_di
     assert [r["id"] for r in g] == [f"g{i}" for i in range(6)] and [r["index"] for r in a] == list(range(5))
     assert g[2]["answer"] is None and "missing.wav" in g[2]["error"]
     assert all(isinstance(r["answer"], str) for r in g[:2] + g[3:] + a)
-    assert not list((tmp_path / "out").glob(".*"))  # no logs left once complete
+    # no logs left once complete; each output has its sidecar (the settings and items it was made with)
+    assert sorted(p.name for p in (tmp_path / "out").glob(".*")) == [
+        ".ASR_test.run.json",
+        ".vctk_gender_classification_test.run.json",
+    ]
     assert main(["eval", str(tmp_path / "out"), "--out", str(tmp_path / "scores"), "--no-progress"]) == 0
     results = json.loads((tmp_path / "scores" / "results.json").read_text())
     system = next(iter(results["systems"].values())) if "systems" in results else results
@@ -136,13 +140,13 @@ def test_killed_run_resumes_to_exactly_once(tmp_path: Path, model_dir: Path) -> 
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = out / ".vctk_gender_classification_test.inprogress.jsonl"
     deadline = time.time() + 120
-    while time.time() < deadline and (not log.exists() or len(log.read_bytes().splitlines()) < 5):
+    while time.time() < deadline and (not log.exists() or len(log.read_bytes().splitlines()) < 6):
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     final = out / "vctk_gender_classification_test.jsonl"
     assert not final.exists(), "the run finished before it was killed; the test proves nothing"
-    done_before = len(log.read_bytes().splitlines())
+    done_before = len(log.read_bytes().splitlines()) - 1  # the first line is the settings
     assert 5 <= done_before < 30
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     recs = list(iter_records(final))
@@ -189,7 +193,7 @@ def test_two_processes_share_the_items(tmp_path: Path, model_dir: Path) -> None:
     g = list(iter_records(tmp_path / "out" / "vctk_gender_classification_test.jsonl"))
     a = list(iter_records(tmp_path / "out" / "ASR_test.jsonl"))
     assert [r["id"] for r in g] == [f"g{i}" for i in range(9)] and [r["index"] for r in a] == list(range(5))
-    assert not list((tmp_path / "out").glob(".*"))
+    assert not list((tmp_path / "out").glob(".*inprogress*"))
 
 
 def test_same_file_names_in_different_folders_keep_separate_outputs(tmp_path: Path, model_dir: Path) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from llaso.cli import main
-from llaso.corpus.jsonio import iter_records, write_records
+from llaso.corpus.jsonio import CorpusFormatError, iter_records, write_records
 from llaso.corpus.merge import MergeError, MergeOptions, merge
 
 from conftest import make_record
@@ -204,6 +205,69 @@ def test_killed_process_leaves_no_complete_looking_output(tmp_path: Path) -> Non
     assert not out.exists()
     partial = [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
     assert partial and all(p.name.startswith(".") for p in partial)  # hidden and named as unfinished
+    # the next write of the same output removes what the killed one left (it stayed for ever)
+    write_records(tmp_path / "small.json", big[:3])
+    merge([tmp_path / "small.json"], out, MergeOptions(progress=False))
+    assert [r["id"] for r in iter_records(out)] == ["0", "1", "2"]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("NaN", "NaN is not valid JSON"),
+        ("-Infinity", "-Infinity is not valid JSON"),
+        ("1e999", "1e999 is too large for a JSON number"),
+        ('"\\udc80"', "unpaired surrogate"),
+        ("[" * 1000 + "]" * 1000, "nested deeper than 64 levels"),
+    ],
+)
+@pytest.mark.parametrize("suffix", [".json", ".jsonl"])
+def test_values_that_are_not_json_never_reach_the_output(
+    tmp_path: Path, value: str, message: str, suffix: str
+) -> None:
+    """merge wrote NaN back as a bare token and 1e999 as Infinity: output no JSON parser reads."""
+    lines = [json.dumps(make_record(id=str(i))) for i in range(3)]
+    lines[1] = lines[1].replace('"id"', f'"score": {value}, "id"')
+    src = tmp_path / f"vctk_gender_classification_train{suffix}"
+    src.write_text("[" + ",\n".join(lines) + "]" if suffix == ".json" else "\n".join(lines) + "\n")
+    if suffix == ".json" and value.startswith("[" * 1000):  # its end cannot be found: the list stops
+        with pytest.raises(CorpusFormatError, match=rf"line 2, column \d+, record 1: {message}"):
+            merge([src], tmp_path / "o.json", MergeOptions(skip_invalid=True, progress=False))
+        return
+    with pytest.raises(MergeError, match=rf"line 2.*record 1: .*{re.escape(message)}.*--skip-invalid"):
+        merge([src], tmp_path / "o.json", MergeOptions(progress=False))
+    rep = merge([src], tmp_path / "o.json", MergeOptions(skip_invalid=True, progress=False))
+    assert (rep.n_written, rep.n_invalid) == (2, 1) and message in rep.invalid[0]
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"{token} in the output")
+
+    text = (tmp_path / "o.json").read_text()
+    assert [r["id"] for r in json.loads(text, parse_constant=refuse)] == ["0", "2"]
+    assert "Infinity" not in text and "NaN" not in text
+
+
+def test_record_numbers_stay_right_after_a_skipped_line(tmp_path: Path) -> None:
+    """A bad JSONL line takes a record index; merge numbered the records after it one too low."""
+    src = tmp_path / "vctk_gender_classification_train.jsonl"
+    src.write_text(
+        "\n".join([json.dumps(make_record()), "{torn", json.dumps(make_record(prompt="no placeholder"))])
+        + "\n"
+    )
+    rep = merge([src], tmp_path / "o.jsonl", MergeOptions(skip_invalid=True, progress=False))
+    assert "line 2, column 2, record 1: malformed JSON" in rep.invalid[0]
+    assert "record 2: 0 <audio> placeholder(s)" in rep.invalid[1]
+    assert rep.files[str(src)] == {"read": 3, "invalid": 2, "written": 1}
+
+
+def test_a_build_folder_merges_its_corpora_and_leaves_its_reports_out(tmp_path: Path) -> None:
+    """Merging a build folder stopped at build_report.json, read as JSONL."""
+    write_records(tmp_path / "b" / "vctk_gender_classification_train.json", [make_record(id="1")])
+    (tmp_path / "b" / "build_report.json").write_text(json.dumps({"records": 1, "tasks": ["SGC"]}, indent=2))
+    rep = merge([tmp_path / "b"], tmp_path / "o.json", MergeOptions(progress=False))
+    assert rep.n_written == 1 and [Path(f).name for f, _ in rep.skipped_files] == ["build_report.json"]
+    assert "left out" in rep.summary() and "build_report.json" in rep.summary()
 
 
 def test_cli_merge_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

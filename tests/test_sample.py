@@ -5,7 +5,15 @@ import json
 import pytest
 
 from llaso.corpus.jsonio import iter_records, write_records
-from llaso.schema import Modality, Sample, SampleError, infer_modality
+from llaso.schema import (
+    MAX_DEPTH,
+    Modality,
+    Sample,
+    SampleError,
+    infer_modality,
+    json_value_problem,
+    lone_surrogate,
+)
 from llaso.tasks import load_registry
 
 from conftest import SYSTEMS, make_record
@@ -121,3 +129,84 @@ def test_published_modalities(results_dir) -> None:  # type: ignore[no-untyped-d
                 assert infer_modality(s.human_text) == hint, path
     assert by_mod[Modality.AUDIO_TEXT] == 600 and by_mod[Modality.PURE_AUDIO] == 400
     assert by_mod[Modality.TEXT_AUDIO] == 10605 - 1000
+
+
+def _deep_list(depth: int) -> list[object]:
+    top: list[object] = []
+    inner = top
+    for _ in range(depth):
+        nxt: list[object] = []
+        inner.append(nxt)
+        inner = nxt
+    return top
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (
+            make_record(prompt="Is it \udc80?<audio>"),
+            r"conversations\[0\] \('human'\) 'value' holds an unpaired",
+        ),
+        (make_record(answer="\ud800"), r"conversations\[1\] \('gpt'\) 'value' holds an unpaired"),
+        (make_record(voice=["ok.wav", "a\udfff.wav"]), r"voice\[1\] holds an unpaired surrogate \\udfff"),
+        (make_record(voice="a\udfff.wav"), r"'voice' holds an unpaired"),
+        (make_record(id="x\udc80"), r"'id' holds an unpaired"),
+        (make_record(prediction="p\udc80"), r"'prediction' holds an unpaired"),
+        ({"conversations": [{"from": "h\udc80", "value": "<audio>"}]}, r"conversations\[0\] 'from' holds"),
+    ],
+)
+def test_a_lone_surrogate_is_not_text(record: dict[str, object], message: str) -> None:
+    """Such a prompt passed validate and then raised a TypeError in the tokenizer."""
+    with pytest.raises(SampleError, match=message):
+        Sample.from_record(record)
+
+
+def test_text_with_surrogate_pairs_and_astral_characters_is_fine() -> None:
+    s = Sample.from_record(json.loads(json.dumps(make_record(prompt="😀 𝄞 ɪŋ?<audio>", id="ʃ"))))
+    assert s.human_text == "😀 𝄞 ɪŋ?<audio>" and s.id == "ʃ"
+
+
+def test_messages_about_odd_values_are_short_and_never_recurse() -> None:
+    """The messages used repr(), which recursed without bound on a deeply nested value."""
+    deep = _deep_list(100_000)
+    for rec in (make_record(voice=deep), make_record(id=deep), make_record(task=deep)):
+        with pytest.raises(SampleError) as err:
+            Sample.from_record(rec)
+        assert len(str(err.value)) < 200
+    with pytest.raises(SampleError, match="'answer' is nested too deep"):
+        Sample.from_record({**make_record(), "answer": deep})
+    assert Sample.from_record({**make_record(), "answer": [1, "a"]}).prediction == "[1, 'a']"  # as before
+
+
+def test_json_value_problem() -> None:
+    assert json_value_problem(make_record(metadata={"a": [1, {"b": 2.5}]})) is None
+    assert json_value_problem(_deep_list(MAX_DEPTH - 1)) is None
+    assert json_value_problem(_deep_list(MAX_DEPTH)) == "nested deeper than 64 levels"
+    assert json_value_problem({"a": [float("nan")]}) == "nan is not a JSON number"
+    assert (
+        json_value_problem({"a": {"k\udc80": 1}})
+        == r"a string holds an unpaired surrogate \udc80, which is not text"
+    )
+    assert lone_surrogate("plain") is None and lone_surrogate("é\ud83d") == r"\ud83d"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"result": []},  # was written back as the string "[]"
+        {"answer": 42},
+        {"prediction": True},
+        {"voice": None},  # was written back as []
+        {"task": None},  # was dropped
+        {"modality": None},  # was dropped
+    ],
+)
+def test_to_record_writes_back_what_it_read(fields: dict[str, object]) -> None:
+    rec = {**make_record(voice=[], prompt="What?"), **fields}
+    s = Sample.from_record(rec)
+    assert s.to_record() == rec and list(s.to_record()) == list(rec)
+    if "result" in fields or "answer" in fields:
+        assert isinstance(s.prediction, str)  # read as text, as before
+        s.prediction = "changed"
+        assert s.to_record()[next(iter(fields))] == "changed"

@@ -152,6 +152,8 @@ def test_vctk(tmp_path: Path) -> None:
     asr, _ = items("vctk", tmp_path, "ASR")
     assert asr[0].answer == "Please call stella."
     assert asr[0].audio == "wav48_silence_trimmed/p225/p225_001_mic1.flac"
+    # the speaker steers the eval split of every task; it is not metadata the release writes
+    assert [i.speaker for i in sgc] == ["p225", "p283", "p313", "p314", "p999"] and asr[0].speaker == "p225"
     for got in (sgc, ac, ar, asr):
         check_labels(got)
 
@@ -193,6 +195,7 @@ def test_common_voice(tmp_path: Path) -> None:
     assert ar[2].metadata["sentence"] == '"Quoted" text.' and "accents" not in ar[2].metadata
     assert ar[0].audio == "clips/common_voice_en_1.mp3"
     assert sum(log.skipped.values()) == 1  # two accents
+    assert [i.speaker for i in sgc] == ["c1", "c2", "c4"]  # client_id
     for got in (sgc, ac, ar):
         check_labels(got)
 
@@ -208,6 +211,7 @@ def test_voxceleb(tmp_path: Path) -> None:
     got, _ = items("voxceleb", tmp_path, "SGC")
     assert [i.answer for i in got] == ["Male.", "Female."]
     assert got[1].metadata == {"gender": "Female", "Name": "Poppy_Montgomery", "Nationality": "Australia"}
+    assert [i.speaker for i in got] == ["id10001", "id10942"]
     check_labels(got)
 
 
@@ -230,6 +234,7 @@ def test_vocalsound(tmp_path: Path) -> None:
     assert [i.answer for i in sgc] == ["Female", "Male", "Male"]
     ac, _ = items("vocalsound", tmp_path, "AC")
     assert [i.answer for i in ac] == ["19", "35", "35"]
+    assert [i.speaker for i in vsc] == ["f2750", "m0805", "m0805"]
     for got in (vsc, sgc, ac):
         check_labels(got)
 
@@ -242,6 +247,7 @@ def test_accentdb(tmp_path: Path) -> None:
     got, log = items("accentdb", tmp_path, "AR")
     assert [i.answer for i in got] == ["American", "Malayalam"]
     assert got[0].metadata == {"speaker_id": "speaker_08", "clip_id": "american_s08_003"}
+    assert [i.speaker for i in got] == ["american/speaker_08", "malayalam/speaker_02"]  # one per accent
     assert log.skipped
     check_labels(got)
 
@@ -267,9 +273,21 @@ def test_cremad(tmp_path: Path) -> None:
     er, _ = items("cremad", tmp_path, "ER")
     assert [i.answer for i in er] == ["Anger.", "Fear."]
     assert er[0].metadata == {"actor": "1001", "sentence": "DFA", "age": "51", "sex": "Male"}
-    eie, _ = items("crema-d", tmp_path, "EIE")
+    eie, log = items("crema-d", tmp_path, "EIE")
     assert [i.answer for i in eie] == ["Unspecified.", "Low."]
+    assert [i.speaker for i in eie] == ["1001", "1049"]
+    assert [(i.kind, i.message) for i in log.issues] == [
+        ("unlabelled", "actor 1049 not listed: no age or sex")
+    ]
     check_labels(er + eie)
+
+
+def test_cremad_without_demographics_reports_the_missing_file(tmp_path: Path) -> None:
+    write_tone(tmp_path / "AudioWAV" / "1001_DFA_ANG_XX.wav")
+    er, log = items("cremad", tmp_path, "ER")
+    assert [i.answer for i in er] == ["Anger."] and er[0].metadata == {"actor": "1001", "sentence": "DFA"}
+    assert [(i.kind, Path(i.path).name) for i in log.issues] == [("missing", "VideoDemographics.csv")]
+    assert "without age and sex" in log.issues[0].message
 
 
 def test_meld(tmp_path: Path) -> None:
@@ -310,6 +328,8 @@ def test_meld(tmp_path: Path) -> None:
     assert eie[2].metadata["emo"] == "neutrality"
     sv, log = items("meld", tmp_path, "SV")
     assert [i.answer for i in sv] == ["Ross.", "Chandler.", "Monica."]  # Susan is not one of the six
+    # SV's labels are its speakers: its eval is held out by dialogue (the split's session)
+    assert [i.session for i in sv] == ["dev_dia503", "train_dia503", "train_dia563"]
     check_labels(er + eie + sv)
 
 
@@ -344,6 +364,11 @@ def test_nsynth(tmp_path: Path) -> None:
     got, _ = items("nsynth", tmp_path, "IC")
     assert got[0].audio == "nsynth-test/audio/keyboard_electronic_000-087-127.wav" and got[0].split == "test"
     check_labels(got)
+    # --root may be one split folder (paths then relative to it), not that folder's audio/
+    one, _ = items("nsynth", tmp_path / "nsynth-test", "IC")
+    assert [(i.audio, i.split) for i in one] == [(f"audio/{k}.wav", "test") for k in ex]
+    none, log = items("nsynth", tmp_path / "nsynth-test" / "audio", "IC")
+    assert none == [] and "the folder holding nsynth-<split>/" in log.issues[0].message
 
 
 def test_speech_commands(tmp_path: Path) -> None:
@@ -454,6 +479,7 @@ def test_manifest(tmp_path: Path) -> None:
     )
     got, log = items("manifest", tmp_path / "labels.tsv", "SGC")
     assert len(got) == 1 and got[0].metadata == {"speaker": "s1"} and got[0].source == "VCTK"
+    assert got[0].speaker == "s1"
     assert sum(log.skipped.values()) == 1
     adapter = get_adapter("csv")
     assert adapter.served_tasks(tmp_path / "labels.tsv") == ("SGC", "SCR")

@@ -92,9 +92,32 @@ def test_durations_per_task(tmp_path: Path) -> None:
     )
     s = compute_stats([p], audio_root=root, durations=True, workers=2, progress=False)
     assert s.seconds == pytest.approx({"SGC": 4.0, "ER": 3.0})
-    assert s.audio_files == 3 and s.audio_failed == 1
-    assert s.to_dict()["audio"]["total_hours"] == pytest.approx(7 / 3600, abs=1e-4)
-    assert "hours" in s.table()
+    # the escaping path is neither probed nor silently dropped: it failed, and says why
+    assert s.audio_files == 4 and s.audio_failed == 2
+    assert s.audio_failed_by == {"missing": 1, "outside the audio root": 1}
+    audio = s.to_dict()["audio"]
+    assert audio["total_hours"] == pytest.approx(7 / 3600, abs=1e-4)
+    assert audio["failed_by_reason"] == {"missing": 1, "outside the audio root": 1}
+    assert any("'../escape.wav' escapes the audio root" in m for m in audio["problems"])
+    table = s.table()
+    assert "hours" in table and "audio: 4 file(s), 2 failed (" in table and "escapes the audio root" in table
+
+
+def test_durations_count_unusable_and_silent_audio(tmp_path: Path) -> None:
+    root = tmp_path / "audio"
+    root.mkdir()
+    sf.write(root / "ok.wav", np.full(16000, 0.1, np.float32), 16000)
+    sf.write(root / "nan.wav", np.full(16000, np.nan, np.float32), 16000, "FLOAT")
+    sf.write(root / "empty.wav", np.zeros(0, np.float32), 16000)
+    sf.write(root / "silent.wav", np.zeros(16000, np.float32), 16000)
+    names = ["ok.wav", "nan.wav", "empty.wav", "silent.wav", "", "..\\up.wav", "a\\..\\..\\up.wav"]
+    p = write_json(tmp_path / "x.json", [make_record(voice=[n], task="SGC") for n in names])
+    s = compute_stats([p], audio_root=root, durations=True, workers=2, progress=False)
+    # the two spellings of ../up.wav are one path; NaN and empty files fail as validate and infer say
+    assert s.audio_failed_by == {"non-finite": 1, "empty": 1, "empty path": 1, "outside the audio root": 1}
+    assert s.audio_files == 6 and s.audio_failed == 4 and s.audio_silent == 1
+    assert s.seconds == pytest.approx({"SGC": 2.0})  # ok.wav and silent.wav (audio, if refused by the model)
+    assert "1 silent (infer and train refuse them)" in s.table()
 
 
 def _png_size(path: Path) -> tuple[int, int]:

@@ -203,6 +203,73 @@ def test_audio_checks(audio_corpus: tuple[Path, Path]) -> None:
     assert r.errors == 5 and r.warnings == 1 and r.count(Severity.INFO) == 1
 
 
+def test_values_no_reader_accepts_are_errors_of_their_record_and_the_file_reads_on(tmp_path: Path) -> None:
+    """NaN and infinities passed (merge then wrote them as bare tokens), depth 1,000 raised RecursionError,
+    and a lone surrogate in a prompt passed validate and broke the tokenizer later."""
+    good, last = json.dumps(make_record(id="g0")), json.dumps(make_record(id="g1"))
+    bad = [
+        json.dumps(make_record(id="nan")).replace('"id"', '"score": NaN, "id"'),
+        json.dumps(make_record(id="big")).replace('"id"', '"score": 1e999, "id"'),
+        json.dumps(make_record(prompt="Is it \udc80?<audio>", id="sur")),  # escaped: the file is ASCII
+        json.dumps(make_record(id="meta", metadata={"note": "x\ud800"})),
+        '{"id": "deep", "metadata": ' + "[" * 1000 + "]" * 1000 + "}",
+        '{"id": "deep100", "metadata": ' + "[" * 100 + "]" * 100 + "}",
+    ]
+    name = "vctk_gender_classification_test"
+    (tmp_path / f"{name}.json").write_text("[" + ",\n".join([good, *bad[:4], bad[5], last]) + "]")
+    (tmp_path / f"{name}.jsonl").write_text("\n".join([good, *bad, last]) + "\n")
+    r = validate_paths([tmp_path], progress=False, max_problems=None)
+    by_file = {
+        f: [(p.line, p.record) for p in r.by_code(Code.INVALID_VALUE) if p.file.endswith(f)]
+        for f in ("json", "jsonl")
+    }
+    assert by_file == {"json": [(i, i - 1) for i in range(2, 7)], "jsonl": [(i, i - 1) for i in range(2, 8)]}
+    msgs = " | ".join(p.message for p in r.by_code(Code.INVALID_VALUE))
+    for text in (
+        "NaN is not valid JSON",
+        "1e999 is too large",
+        "unpaired surrogate \\udc80",
+        "nested deeper than 64",
+    ):
+        assert text in msgs
+    assert [f.records for f in r.files] == [7, 8] and all(f.readable for f in r.files)
+    assert r.errors == 11 and not r.by_code(Code.MALFORMED_JSON)
+
+
+def test_bytes_that_are_not_utf8_are_named_by_line(tmp_path: Path) -> None:
+    """validate named a byte position ("in position 63"); merge, eval and infer named no file at all."""
+    good = json.dumps(make_record(task="SGC"))
+    lines = [good, good.replace("Male.", "Mâle."), good]
+    (tmp_path / "latin1.jsonl").write_bytes("\n".join(lines).encode("latin-1"))
+    (tmp_path / "latin1.json").write_bytes(("[" + ",\n".join(lines) + "]").encode("latin-1"))
+    (tmp_path / "wide.json").write_bytes(("[" + good + "]").encode("utf-16"))
+    r = validate_paths([tmp_path], progress=False)
+    got = {(Path(p.file).name, p.line, p.record) for p in r.by_code(Code.NOT_UTF8)}
+    assert got == {("latin1.json", 2, 1), ("latin1.jsonl", 2, 1), ("wide.json", 1, None)}
+    assert all("position" not in p.message for p in r.problems)
+    assert [f.records for f in r.files] == [1, 3, 0]  # JSONL reads on past the bad line; the list stops
+
+
+def test_a_build_folder_validates_its_corpora_and_notes_its_reports(tmp_path: Path) -> None:
+    """`validate DIR` on a build folder reported build_report.json and stats.json as 240 malformed lines."""
+    write_json(tmp_path / "b" / "vctk_gender_classification_test.json", [make_record(id="1")])
+    (tmp_path / "b" / "build_report.json").write_text(json.dumps({"tasks": list(range(100))}, indent=2))
+    (tmp_path / "b" / "stats").mkdir()
+    (tmp_path / "b" / "stats" / "stats.json").write_text(json.dumps({"n": [{"a": 1}] * 60}, indent=2))
+    r = validate_paths([tmp_path / "b"], progress=False)
+    assert (
+        r.ok
+        and r.records == 1
+        and [Path(f.path).name for f in r.files] == ["vctk_gender_classification_test.json"]
+    )
+    assert sorted(Path(f).name for f, _ in r.skipped) == ["build_report.json", "stats.json"]
+    assert "skipped 2 file(s) that are JSON documents, not corpora" in r.summary()
+    assert len(r.to_dict()["skipped_files"]) == 2
+    named = validate_paths([tmp_path / "b" / "stats" / "stats.json"], progress=False)  # named on its own
+    assert [(p.code, p.record) for p in named.problems] == [(Code.UNREADABLE_FILE, None)]
+    assert "one JSON object" in named.problems[0].message
+
+
 # ---- command line -----------------------------------------------------------------------------------------------
 
 

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import enum
 import functools
+import math
+import re
+import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -25,6 +28,17 @@ ASSISTANT_ROLES = ("gpt", "assistant")
 PREDICTION_KEYS = ("answer", "result", "prediction")
 METADATA_KEYS = ("metadata", "meta-data")
 ID_KEYS = ("id", "index")
+# Containers inside containers that a record may have. LLaSO records nest four deep (record, conversations,
+# turn, a turn's extra fields); far deeper input is damage or an attack, and it would exhaust Python's
+# recursion limit in the decoder, the encoder or any code that walks the record.
+MAX_DEPTH = 64
+
+# A string decoded from JSON holds a code point in this range only from an unpaired `\uD800`-`\uDFFF`
+# escape (a valid pair becomes one character): it is not text, it cannot be written as UTF-8, and the
+# tokenizers refuse it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_short = reprlib.Repr()
+_short.maxstring, _short.maxother, _short.maxlevel = 60, 60, 3
 
 
 class SampleError(ValueError):
@@ -76,6 +90,52 @@ class Modality(enum.StrEnum):
             raise SampleError(
                 f"unknown modality {value!r}; expected one of text_audio (t,a), audio_text (a,t), pure_audio (a)"
             ) from None
+
+
+def lone_surrogate(text: str) -> str | None:
+    """The first unpaired surrogate of `text`, escaped (`\\udc80`), or None."""
+    if text.isascii():  # the common case, answered without a scan
+        return None
+    m = _SURROGATE.search(text)
+    return None if m is None else f"\\u{ord(m.group()):04x}"
+
+
+def json_value_problem(value: Any, max_depth: int = MAX_DEPTH) -> str | None:
+    """Why `value` (a decoded record) is not plain JSON text that every tool reads alike, or None: containers
+    nested deeper than `max_depth`, a string or key holding an unpaired surrogate, a float that is NaN or
+    infinite. Walks the value without recursion, so any depth is safe to check."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, str):
+            bad = lone_surrogate(v)
+            if bad is not None:
+                return f"a string holds an unpaired surrogate {bad}, which is not text"
+        elif isinstance(v, dict | list):
+            if depth > max_depth:
+                return f"nested deeper than {max_depth} levels"
+            items = v.values() if isinstance(v, dict) else v
+            stack.extend((x, depth + 1) for x in items)
+            if isinstance(v, dict):
+                stack.extend((k, depth) for k in v if isinstance(k, str))
+        elif isinstance(v, float) and not math.isfinite(v):
+            return f"{v!r} is not a JSON number"
+    return None
+
+
+def _show(value: Any) -> str:
+    """A short repr for messages: bounded in length and depth, whatever the value."""
+    return _short.repr(value)
+
+
+def _text(value: str, what: str, *args: object) -> str:
+    """`value`, refused (SampleError) if it holds an unpaired surrogate; `what.format(*args)` names the
+    field (formatted only then: this runs for every string of every record)."""
+    if not value.isascii():
+        bad = lone_surrogate(value)
+        if bad is not None:
+            raise SampleError(f"{what.format(*args)} holds an unpaired surrogate {bad}, which is not text")
+    return value
 
 
 def infer_modality(human_text: str, generic_prompts: Iterable[str] = ()) -> Modality:
@@ -147,6 +207,8 @@ class Sample:
     # How the record spelled things, so that `to_record` writes it back the same way.
     _keys: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     _order: list[str] = field(default_factory=list, repr=False, compare=False)
+    # A prediction that was not a string (a number, a list), written back as it was while unchanged.
+    _raw_prediction: Any = field(default=None, repr=False, compare=False)
 
     # ---- reading -------------------------------------------------------------------------------
     @classmethod
@@ -165,20 +227,26 @@ class Sample:
         voice_raw = pop("voice", None)
         if voice_raw is None:
             voice: list[str] = []
+            if "voice" in rec:
+                keys["voice_form"] = "null"
         elif type(voice_raw) is list and all(type(v) is str for v in voice_raw):
             voice = voice_raw
+            for i, v in enumerate(voice):
+                _text(v, "voice[{}]", i)
         elif isinstance(voice_raw, str):
-            voice, keys["voice_form"] = [voice_raw], "str"
+            voice, keys["voice_form"] = [_text(voice_raw, "'voice'")], "str"
         else:
-            raise SampleError(f"'voice' must be a path or a list of paths, got {voice_raw!r:.80}")
+            raise SampleError(f"'voice' must be a path or a list of paths, got {_show(voice_raw)}")
 
         sid = None
         k = "id" if "id" in rest else "index" if "index" in rest else None
         if k is not None:
             keys["id"] = k
             sid = pop(k)
-            if type(sid) is not str and type(sid) is not int:  # bool is not an id
-                raise SampleError(f"'{k}' must be a string or an integer, got {sid!r:.80}")
+            if type(sid) is str:
+                _text(sid, "'{}'", k)
+            elif type(sid) is not int:  # bool is not an id
+                raise SampleError(f"'{k}' must be a string or an integer, got {_show(sid)}")
 
         meta = None
         k = "metadata" if "metadata" in rest else "meta-data" if "meta-data" in rest else None
@@ -186,22 +254,25 @@ class Sample:
             keys["metadata"] = k
             meta = pop(k)
 
-        pred = None
+        pred = raw_pred = None
         k = next((k for k in PREDICTION_KEYS if k in rest), None) if len(rest) else None
         if k is not None:
             keys["prediction"] = k
             pred = pop(k)
             if pred is not None and not isinstance(pred, str):
-                pred = str(pred)
+                raw_pred = pred
+                pred = _scalar_text(pred, k)
+            if pred is not None:
+                _text(pred, "'{}'", k)
 
         task = pop("task", None)
         if task is not None and not isinstance(task, str):
-            raise SampleError(f"'task' must be a string, got {task!r:.80}")
+            raise SampleError(f"'task' must be a string, got {_show(task)}")
         modality = None
         mod_raw = pop("modality", None)
         if mod_raw is not None:
             if not isinstance(mod_raw, str):
-                raise SampleError(f"'modality' must be a string, got {mod_raw!r:.80}")
+                raise SampleError(f"'modality' must be a string, got {_show(mod_raw)}")
             modality = Modality.parse(mod_raw)
             keys["modality_raw"] = mod_raw
 
@@ -216,6 +287,7 @@ class Sample:
             extra=rest,
             _keys=keys,
             _order=list(rec),
+            _raw_prediction=raw_pred,
         )
 
     # ---- writing -------------------------------------------------------------------------------
@@ -225,21 +297,27 @@ class Sample:
         values: dict[str, Any] = dict(self.extra)
         values["conversations"] = [t.to_dict() for t in self.conversations]
         if self.voice or "voice" in self._order:
-            values["voice"] = (
-                self.voice[0] if k.get("voice_form") == "str" and len(self.voice) == 1 else self.voice
-            )
+            form = k.get("voice_form")
+            if form == "str" and len(self.voice) == 1:
+                values["voice"] = self.voice[0]
+            else:
+                values["voice"] = None if form == "null" and not self.voice else self.voice
         if self.id is not None:
             values[k.get("id", "id")] = self.id
         if self.metadata is not None or k.get("metadata"):
             values[k.get("metadata", "metadata")] = self.metadata
         if self.prediction is not None or k.get("prediction"):
-            values[k.get("prediction", "answer")] = self.prediction
-        if self.task is not None:
+            raw_pred = self._raw_prediction
+            unchanged = raw_pred is not None and self.prediction == str(raw_pred)
+            values[k.get("prediction", "answer")] = raw_pred if unchanged else self.prediction
+        if self.task is not None or "task" in self._order:  # an explicit null stays
             values["task"] = self.task
         if self.modality is not None:
             raw = k.get("modality_raw")
             same = raw is not None and Modality.parse(raw) == self.modality
             values["modality"] = raw if same else self.modality.value
+        elif "modality" in self._order:
+            values["modality"] = None
         # original key order first, then anything new
         out = {key: values[key] for key in self._order if key in values}
         out.update((key, v) for key, v in values.items() if key not in out)
@@ -299,6 +377,15 @@ class Sample:
         return out
 
 
+def _scalar_text(value: Any, key: str) -> str:
+    """A non-string prediction as text: a number or a bool as Python writes it, a list or an object as
+    its repr, as far as that is bounded (a prediction nested too deep to print is refused)."""
+    try:
+        return str(value)
+    except RecursionError:
+        raise SampleError(f"'{key}' is nested too deep to read as text") from None
+
+
 def _parse_conversations(raw: Any) -> list[Turn]:
     if not isinstance(raw, list) or not raw:
         raise SampleError("'conversations' must be a non-empty list of turns")
@@ -311,6 +398,8 @@ def _parse_conversations(raw: Any) -> list[Turn]:
             raise SampleError(f"conversations[{i}] has no 'from' role")
         if type(value) is not str:
             raise SampleError(f"conversations[{i}] ('{role}') has no string 'value'")
+        _text(role, "conversations[{}] 'from'", i)
+        _text(value, "conversations[{}] ('{}') 'value'", i, role)
         extra = {k: v for k, v in t.items() if k != "from" and k != "value"} if len(t) > 2 else {}
         turns.append(Turn(role, value, extra))
     return turns

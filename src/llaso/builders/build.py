@@ -2,15 +2,18 @@
 
 A corpus adapter (`llaso.builders.sources`) reads the corpus in its published layout and yields labelled items
 per task; this module checks their audio (in parallel), gives every item a modality configuration (ASR is
-always (t,a) and goes to the Align set), splits off a seeded Eval set stratified by task x configuration in
-which no audio file is also used for training, composes the records (`llaso.builders.compose`, which speaks the
-instructions of (a) items with TTS) and writes, through the atomic writers::
+always (t,a) and goes to the Align set), splits off a seeded Eval set stratified by task x configuration
+(`llaso.builders.split`: no audio file shared with training, speaker-level tasks held out by speaker, ASR by
+transcript; the data card says per task what was held out and measures it), composes the records
+(`llaso.builders.compose`, which speaks the instructions of (a) items with TTS) and writes, through the
+atomic writers::
 
     DIR/align/text_audio/<corpus>_ASR_train.json
     DIR/instruct/<configuration>/<corpus>_<task>_train.json
     DIR/eval/<corpus>_<task>_<configuration>_test.json
-    DIR/build_report.json       counts, the corpus's missing/unreadable files, skipped rows, settings
-    DIR/README.md, DIR/stats/   the data card: counts per task x configuration, hours, donut chart
+    DIR/build_report.json       counts, the corpus's missing/unreadable files, skipped rows, settings, split
+    DIR/README.md, DIR/stats/   the data card: counts per task x configuration, what eval holds out, hours,
+                                donut chart
     DIR/<corpus> -> ROOT        a symbolic link: voice paths are `<corpus>/...`, so DIR is the audio root
     DIR/tts/, DIR/concat/       spoken instructions and (a) clips made by compose
 
@@ -32,6 +35,7 @@ from typing import Any
 from llaso.builders.compose import ComposeError, Item, TTSChoice, choose_modality, compose
 from llaso.builders.sources import get_adapter
 from llaso.builders.sources.base import Adapter, IssueLog
+from llaso.builders.split import Split, split_eval, split_guarantees
 from llaso.builders.tts import TTSError
 from llaso.corpus.audio import AudioInfo, probe_many
 from llaso.corpus.jsonio import write_bytes_atomic, write_json_atomic, write_records
@@ -65,6 +69,8 @@ class BuildReport:
     compose_errors: list[dict[str, str]] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)  # rows left out on purpose, by reason
     seconds: dict[str, float] = field(default_factory=dict)  # task -> seconds of audio in the records
+    split: list[dict[str, Any]] = field(default_factory=list)  # per task: what eval is held out by, measured
+    split_notes: list[str] = field(default_factory=list)  # strata the split could not give an eval item
 
     @property
     def records(self) -> dict[str, int]:
@@ -101,6 +107,8 @@ class BuildReport:
             "audio_problems": self.audio_problems,
             "compose_errors": self.compose_errors,
             "skipped": self.skipped,
+            "split": self.split,
+            "split_notes": self.split_notes,
         }
 
     def summary(self, max_shown: int = 10) -> str:
@@ -111,6 +119,11 @@ class BuildReport:
         ]
         for (t, m), c in sorted(self.strata.items(), key=_stratum_key):
             lines.append(f"  {t:<5} {Modality(m).notation:<6} train {c['train']:>8,}  eval {c['eval']:>6,}")
+        if self.split:
+            lines.append(
+                "eval held out by: " + "; ".join(f"{r['task']} {r['held_out_by']}" for r in self.split)
+            )
+        lines.extend(f"  note: {n}" for n in self.split_notes)
         if self.skipped:
             lines.append(f"skipped rows: {sum(self.skipped.values()):,}")
             lines.extend(f"  {n:>8,}  {why}" for why, n in sorted(self.skipped.items()))
@@ -180,7 +193,8 @@ def build(
 
     `tasks`: registry abbreviations (None: every task the adapter serves). `ratios`: relative weights of the
     modality configurations (default `DEFAULT_RATIOS`; configurations an item does not allow are dropped).
-    Eval: per (task, configuration) stratum, `round(eval_fraction * n)` items, at most `eval_per_stratum`.
+    Eval: per (task, configuration) stratum, `round(eval_fraction * n)` items (at least 1 of 2 or more), at
+    most `eval_per_stratum`, held out by audio file, speaker, session and transcript (`llaso.builders.split`).
     `limit`: at most this many items per task (a seeded sample). `audio_check`: "full" decodes every source
     audio file (parallel, `workers` threads), "exists" only checks that it exists, "off" trusts the corpus.
     `tts`: the voice for spoken instructions (see `llaso.builders.compose.compose`). `link`: make
@@ -210,14 +224,16 @@ def build(
     items = _read_items(adapter, given, task_list, log, limit, seed, report)
     durations, items = _drop_unusable_audio(items, corpus_root, audio_check, workers, progress, report)
     modality = _assign_modalities(items, weights, seed)
-    in_eval = split_eval(items, modality, eval_fraction, eval_per_stratum, seed)
+    split = split_eval(items, modality, eval_fraction, eval_per_stratum, seed)
+    kept = _drop_left_out(items, split, log)
     if link:
         _link_corpus(out / adapter.name, corpus_root)
     composer = _Composer(
         registry, seed, tts, prefix=adapter.name if link else "", audio_root=out if link else corpus_root
     )
-    groups = composer.compose_all(items, modality, in_eval, durations, report, progress)
+    groups = composer.compose_all(kept, modality, split.eval, durations, report, progress)
     written = _write_groups(groups, out, adapter.name, report)
+    _record_split(report, items, split)
     report.source_issues = [i.to_dict() for i in log.issues]
     report.skipped = dict(sorted(log.skipped.items()))
     write_json_atomic(out / "build_report.json", report.to_dict())
@@ -294,6 +310,13 @@ def _drop_unusable_audio(
             }
         )
     return durations, [i for i in items if i.audio not in bad]
+
+
+def _drop_left_out(items: Sequence[Item], split: Split, log: IssueLog) -> list[Item]:
+    """The items the split put in eval or training; the others are counted as skipped, with the reason."""
+    for why in split.left_out.values():
+        log.skip(f"left out by the eval split: {why}")
+    return [i for i in items if i.id not in split.left_out]
 
 
 def _assign_modalities(
@@ -379,6 +402,13 @@ def _write_groups(groups: RecordGroups, out: Path, corpus: str, report: BuildRep
     return written
 
 
+def _record_split(report: BuildReport, items: Sequence[Item], split: Split) -> None:
+    """What the eval split holds out, per task, measured on the records written (compose errors left out)."""
+    failed = {e["id"] for e in report.compose_errors}
+    report.split = split_guarantees([i for i in items if i.id not in failed], split)
+    report.split_notes = list(split.notes)
+
+
 def output_path(out: Path, part: str, corpus: str, task: str, modality: Modality) -> Path:
     if part == "align":
         return out / "align" / Modality.TEXT_AUDIO.value / f"{corpus}_{task}_train.json"
@@ -441,48 +471,6 @@ def _check_audio(
     return durations, bad
 
 
-def split_eval(
-    items: Sequence[Item],
-    modality: Mapping[str, Modality],
-    fraction: float,
-    per_stratum: int | None,
-    seed: int,
-) -> set[str]:
-    """Ids of the items held out for evaluation.
-
-    Per (task, configuration) stratum the target is `round(fraction * n)`, capped at `per_stratum`. Whole
-    audio files are assigned at once: audio files are visited in a seeded order and all items of a file go
-    to eval when every stratum they belong to still needs items, so no audio file is shared between eval and
-    the training sets (a file used by several tasks moves with all of them; targets are met exactly unless
-    such sharing makes that impossible)."""
-    strata: Counter[tuple[str, str]] = Counter()
-    by_audio: dict[str, list[Item]] = defaultdict(list)
-    for it in items:
-        strata[it.task, modality[it.id].value] += 1
-        by_audio[it.audio or f"\0{it.id}"].append(it)
-    need: dict[tuple[str, str], int] = {}
-    for key, n in strata.items():
-        target = round(fraction * n)
-        if per_stratum is not None:
-            target = min(target, per_stratum)
-        need[key] = target
-    if not any(need.values()):
-        return set()
-    order = sorted(by_audio)
-    random.Random(f"{seed}:eval").shuffle(order)
-    chosen: set[str] = set()
-    for audio in order:
-        group = by_audio[audio]
-        wanted: Counter[tuple[str, str]] = Counter((i.task, modality[i.id].value) for i in group)
-        if all(need[k] >= n for k, n in wanted.items()):
-            for k, n in wanted.items():
-                need[k] -= n
-            chosen.update(i.id for i in group)
-            if not any(need.values()):
-                break
-    return chosen
-
-
 # ---- the data card -----------------------------------------------------------------------------------------
 
 
@@ -503,7 +491,8 @@ def write_data_card(report: BuildReport, out: Path, files: Sequence[Path]) -> No
         "",
         f"* Align (ASR, (t,a)): {r['align']:,} records",
         f"* Instruct: {r['instruct']:,} records",
-        f"* Eval (stratified by task x configuration, no audio shared with training): {r['eval']:,} records",
+        f"* Eval (stratified by task x configuration; what it holds out from training is below): "
+        f"{r['eval']:,} records",
         f"* Audio in the records: {sum(report.seconds.values()) / 3600:.2f} hours",
         f"* Modality weights: {', '.join(f'{k} {v:g}' for k, v in report.settings['ratios'].items())}; "
         f"eval fraction {report.settings['eval_fraction']:g}"
@@ -520,6 +509,7 @@ def write_data_card(report: BuildReport, out: Path, files: Sequence[Path]) -> No
     ]
     for (t, m), c in sorted(report.strata.items(), key=_stratum_key):
         lines.append(f"| {t} | {Modality(m).notation} | {c['train']:,} | {c['eval']:,} |")
+    lines += _split_section(report)
     lines += ["", "## Hours of audio per task", "", "| task | hours |", "|---|---:|"]
     lines += [f"| {t} | {s / 3600:.3f} |" for t, s in report.seconds.items()]
     lines += ["", "## Files", "", "| file | records |", "|---|---:|"]
@@ -536,6 +526,41 @@ def write_data_card(report: BuildReport, out: Path, files: Sequence[Path]) -> No
         "",
     ]
     write_bytes_atomic(out / "README.md", "\n".join(lines))
+
+
+def _split_section(report: BuildReport) -> list[str]:
+    """The data card's account of the eval split: per task what keeps eval apart from training, and the
+    overlaps measured on the records written ("0 of 11": none of the 11 eval speakers is in training)."""
+
+    def of(row: dict[str, Any], what: str) -> str:
+        total = row[f"eval_{what}"]
+        return "–" if total is None else f"{row[f'eval_{what}_in_training']:,} of {total:,}"
+
+    lines = [
+        "",
+        "## What the eval split holds out",
+        "",
+        "No audio file is in both eval and training. Speaker-level tasks (SGC, AC, AR) are split by speaker "
+        "across all of them; SV by dialogue or session, since its labels are the speakers; ASR and PR by "
+        "transcript as well: items that would put an eval transcript among the same task's training answers "
+        "are left out of both sets. Other tasks are split by audio file. Under `--eval-per-stratum`, items "
+        "grouped with eval items beyond the cap are left out too. The overlap columns are measured on the "
+        "records written (speakers: against the training records of the speaker-level tasks for those tasks, "
+        "of the same task for the others).",
+        "",
+        "| task | held out by | eval | train | left out | eval audio files in training | eval speakers in "
+        "training | eval transcripts in training |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in report.split:
+        lines.append(
+            f"| {row['task']} | {row['held_out_by']} | {row['eval']:,} | {row['train']:,} | "
+            f"{row['left_out']:,} | {of(row, 'audio_files')} | {of(row, 'speakers')} | "
+            f"{of(row, 'transcripts')} |"
+        )
+    if report.split_notes:
+        lines += ["", *(f"* {n}" for n in report.split_notes)]
+    return lines
 
 
 # ---- typed options ----------------------------------------------------------------------------------------

@@ -72,6 +72,8 @@ class Item:
     item whose question is only text). `text_input` is the text an (a,t) instruction applies to (AQA
     passages and questions). `instruction`, if given, is what (a,t) and (a) speak instead of a rendered
     template; `labels`, if given, is the label set the prompt lists (a subset of the source's labels).
+    `speaker` (the speaker's id within the corpus) and `session` (a dialogue or recording session) only
+    steer the eval split (`llaso.builders.split`); they are not written into the record.
     """
 
     id: str
@@ -84,6 +86,8 @@ class Item:
     split: str | None = None
     instruction: str | None = None
     labels: tuple[str, ...] | None = None
+    speaker: str | None = None
+    session: str | None = None
 
 
 def _task_abbr(task: Any) -> str:

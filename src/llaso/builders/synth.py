@@ -88,7 +88,7 @@ class SizeSpec:
 
 
 SIZES = {
-    "tiny": SizeSpec(train=5, eval=2, align=4),  # for tests; hidden from --help
+    "tiny": SizeSpec(train=5, eval=2, align=4),  # tests, smoke runs, configs/train/align-tiny.yaml
     "small": SizeSpec(train=200, eval=16, align=300),
     "medium": SizeSpec(train=1000, eval=40, align=3000),
 }
@@ -790,7 +790,7 @@ def build_synthetic_corpus(
     t0 = time.perf_counter()
     say = log or (lambda _m: None)
     if size not in SIZES:
-        raise ValueError(f"unknown size {size!r}; choose one of {', '.join(s for s in SIZES if s != 'tiny')}")
+        raise ValueError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
     unknown = [t for t in tasks if t not in PLANNERS]
     if unknown:
         raise ValueError(f"tasks not synthesizable: {', '.join(unknown)} (see NOT_COVERED)")

@@ -13,9 +13,10 @@ from llaso.utils.config import from_dict
 DESCRIPTION = """\
 Build LLaSO samples from a labelled audio corpus read in its own published layout (see `--list` and
 docs/corpus-building.md). Each item gets a modality configuration drawn with --modalities (ASR: always
-(t,a), into the Align set); a seeded Eval split, stratified by task x configuration and sharing no audio
-file with the training sets, is held out; (a) records get a spoken instruction (espeak-ng TTS) joined with
-the input audio. Missing or unreadable source files are listed in DIR/build_report.json and the rest is
+(t,a), into the Align set); a seeded Eval split, stratified by task x configuration, is held out: it shares
+no audio file with the training sets, no speaker for gender, age and accent, no dialogue for SV and no
+transcript for ASR and PR (the data card says per task what it held out, measured); (a) records get a
+spoken instruction (espeak-ng TTS) joined with the input audio. Missing or unreadable source files are listed in DIR/build_report.json and the rest is
 built. DIR also gets a data card (README.md, stats/) and a link DIR/<corpus> -> ROOT, so DIR is the audio
 root of the records.
 """
@@ -44,7 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", action="append", metavar="ABBR", help=TASK_HELP)
     p.add_argument("--out", metavar="DIR", help="output folder")
     p.add_argument("--modalities", metavar="SPEC", help=MODALITIES_HELP)
-    p.add_argument("--eval-fraction", type=float, default=0.1, metavar="F", help="eval share per stratum")
+    eval_help = "eval share per stratum (at least 1 item in a stratum of 2 or more)"
+    p.add_argument("--eval-fraction", type=float, default=0.1, metavar="F", help=eval_help)
     p.add_argument("--eval-per-stratum", type=int, metavar="N", help="at most N eval items per stratum")
     add_seed(p)
     p.add_argument("--limit", type=int, metavar="N", help="at most N items per task (a seeded sample)")

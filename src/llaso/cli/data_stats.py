@@ -24,7 +24,9 @@ Count the records of LLaSO corpus files (JSON lists or JSONL; folders are search
 configuration x category and print them as a table. The task comes from the record's 'task' field or the
 file name, the modality from the 'modality' field, the file's suffix/folder or the position of <audio>.
 
---durations probes every audio file (resolved against --audio-root) and adds the hours of audio per task.
+--durations probes every audio file (resolved against --audio-root) and adds the hours of audio per task;
+a file it cannot use (missing, outside --audio-root, not a regular file, undecodable, NaN samples, empty)
+is counted as failed with its reason, and silent ones apart (the check `validate` and `infer` make).
 --out DIR writes stats.json and donut.png (a nested donut: modality, category, task).
 """
 

@@ -15,13 +15,17 @@ DESCRIPTION = (
     "true by construction): 16 tasks, three modality configurations, train/eval split, data card."
 )
 EXAMPLES = """\
+  llaso data synth --out data/synth --size tiny             # 150 records in seconds: a smoke test
   llaso data synth --out data/synth --size small            # ~3,900 training records in a few minutes
   llaso data synth --out data/synth --size medium --workers 2 --seed 1
   llaso data synth --out data/synth --size small --tts flite   # flite voices for generic speech
 """
 
 OUT_HELP = "output folder (created; an unfinished build there is continued)"
-SIZE_HELP = "small: ~200 training items per task (a few minutes on 2 cores); medium: ~1000"
+SIZE_HELP = (
+    "tiny: 5 training items per task, 2 eval items per stratum (seconds; smoke tests); small: ~200 training "
+    "items per task (a few minutes on 2 cores); medium: ~1000"
+)
 WORKERS_HELP = (
     "parallel synthesis threads; the work is in TTS subprocesses, so 2 per core pays "
     f"(default {DEFAULT_WORKERS})"
@@ -37,8 +41,7 @@ FREE_SHARE_HELP = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help=OUT_HELP)
-    # "tiny" (a few items per task, for tests) is accepted but not shown
-    p.add_argument("--size", default="small", choices=list(SIZES), metavar="{small,medium}", help=SIZE_HELP)
+    p.add_argument("--size", default="small", choices=list(SIZES), help=SIZE_HELP)
     add_seed(p, "everything (texts, voices, notes, splits) follows it")
     add_workers(p, WORKERS_HELP, metavar=None, default=DEFAULT_WORKERS)
     tts_choices = ["espeak-ng", "flite", "festival"]

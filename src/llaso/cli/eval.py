@@ -8,7 +8,7 @@ from pathlib import Path
 
 from llaso.cli._shared import add_no_progress, add_workers
 from llaso.evaluate.judge import JudgeConfig, LlmJudge
-from llaso.evaluate.report import markdown_report, write_reports
+from llaso.evaluate.report import damaged_files, markdown_report, records_read, write_reports
 from llaso.evaluate.scoring import ScoreOptions, SystemScore, apply_ratio_to_best, score_system
 from llaso.tasks.registry import Registry, load_registry
 from llaso.utils.config import from_dict
@@ -25,7 +25,9 @@ folder's own published `gpt_result/` records; without any, a reference-based tok
 as not comparable with judge scores.
 
 Writes DIR/results.json (rates as fractions), DIR/results.md, DIR/report.html (radar chart embedded) and
-DIR/radar.png. Exit status 1 when a file could not be scored (unknown task, unreadable file)."""
+DIR/radar.png. Exit status 1 when a file could not be scored (unknown task, no readable record) or not
+read whole (malformed JSON, a record that is not a JSON object, a list cut short); the scores of the records
+read are still written, and such a file is marked in the tables."""
 
 EXAMPLES = """\
   llaso eval results/LLaSO-Base --out eval-out
@@ -145,4 +147,8 @@ def run(args: argparse.Namespace) -> int:
     unscored = [f for s in systems for f in s.files if not f.scored]
     for f in unscored:
         print(f"error: {f.file}: not scored: {'; '.join(f.problems) or 'no usable records'}", file=sys.stderr)
-    return 1 if unscored else 0
+    damaged = [f for s in systems for f in damaged_files(s) if f.scored]
+    for f in damaged:
+        read_error = f.details["read_error"]
+        print(f"error: {f.file}: not read whole ({records_read(f)}, scored): {read_error}", file=sys.stderr)
+    return 1 if unscored or damaged else 0

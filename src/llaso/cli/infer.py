@@ -13,8 +13,11 @@ INFER_DESCRIPTION = """\
 Decode LLaSO eval files with a llaso model: batched greedy decoding with left padding, items sorted by
 length, results appended after every batch to one output per eval file (the sample plus `answer`, the
 format `llaso eval` reads). A rerun after an interruption skips what is done and ends with every item
-exactly once. An item whose audio is missing or unreadable gets an error record (`answer: null` and
-`error`), and the run goes on. Several processes (`accelerate launch` / `torchrun`) share the items."""
+exactly once; results are reused by content (edit or reorder an eval file and only the changed items are
+decoded), and an output made with other settings (model, --dtype, --limit, max_new_tokens) is refused, never
+merged. An item that is not a usable sample or whose audio is missing or unreadable gets an error record
+(`answer: null` and `error` naming the file and record), and the run goes on. Several processes
+(`accelerate launch` / `torchrun`) share the items."""
 
 INFER_EXAMPLES = """\
   llaso infer --model runs/nano/instruct --data LLaSO-Eval/ --out preds/ --audio-root /data/llaso
@@ -52,7 +55,8 @@ def add_infer_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=None, help=MAX_NEW_TOKENS_HELP)
     per_task_help = "per-task max_new_tokens; repeatable"
     p.add_argument("--max-new-tokens-for", action="append", default=[], metavar="TASK=N", help=per_task_help)
-    p.add_argument("--limit", type=int, help="only the first N items of each file (smoke runs)")
+    limit_help = "only the first N items of each file (smoke runs; the full run needs another --out)"
+    p.add_argument("--limit", type=int, help=limit_help)
     add_quiet(p)
 
 

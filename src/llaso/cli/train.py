@@ -13,7 +13,8 @@ Train a LLaSO model with the original two-stage recipe: `align` (stage 1, only t
 then `instruct` (stage 2, language model + projector, from the base LLM plus the stage-1 projector).
 Settings come from a YAML config (configs/train/*.yaml) and KEY=VALUE overrides (dotted keys:
 optim.lr=1e-4, loop.max_steps=10, data.train=[a.json,b.json]). Rerunning the same command resumes from
-the newest complete checkpoint in the output folder, at the same step and data order. Runs unchanged
+the newest checkpoint in the output folder that verifies (a damaged one is skipped, named), at the same
+step and data order. Runs unchanged
 under `accelerate launch` (DDP, FSDP, DeepSpeed; configs/accelerate/) and torchrun."""
 
 EXAMPLES = """\

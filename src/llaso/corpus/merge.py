@@ -32,7 +32,7 @@ import numpy as np
 from llaso.corpus.jsonio import (
     AtomicWriter,
     CorpusFormatError,
-    expand_inputs,
+    corpus_files,
     iter_records,
     write_json_atomic,
 )
@@ -83,6 +83,7 @@ class MergeReport:
     n_duplicates: int = 0
     n_read: int = 0
     n_written: int = 0
+    skipped_files: list[tuple[str, str]] = field(default_factory=list)  # (file, why): not corpora
 
     def summary(self) -> str:
         lines = [
@@ -93,6 +94,8 @@ class MergeReport:
             lines.append(f"  {f}: read {c['read']}, invalid {c['invalid']}, written {c['written']}")
         if self.tasks:
             lines.append("  per task: " + ", ".join(f"{t} {n}" for t, n in sorted(self.tasks.items())))
+        for f, why in self.skipped_files:
+            lines.append(f"  left out {f}: {why}")
         for msg in self.invalid[:10]:
             lines.append(f"  skipped: {msg}")
         if self.n_invalid > 10:
@@ -137,7 +140,7 @@ def _records(
     on_invalid: Callable[[str], None],
 ) -> Iterator[_Record]:
     """Every valid record of every file, annotated and serialized; invalid ones go to `on_invalid`."""
-    encode = json.JSONEncoder(ensure_ascii=False).encode
+    encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
     for fi, path in enumerate(files):
         match = registry.lookup_file(path)
         file_task = match.task.abbr if match else None
@@ -147,11 +150,14 @@ def _records(
             report.files[str(path)] = counts
 
         def bad_line(err: CorpusFormatError, counts: dict[str, int] = counts) -> None:
-            counts["read"] += 1
+            counts["read"] += 1  # the reader gave the bad record an index: the next one is counts["read"]
             counts["invalid"] += 1
             on_invalid(str(err))
 
-        for index, rec in enumerate(iter_records(path, bad_line if opts.skip_invalid else None)):
+        # a bad JSONL line, or a bad element of a list whose end is known, stops the merge or is skipped
+        # like any invalid record (on_invalid decides); a list whose syntax breaks always stops it
+        for rec in iter_records(path, bad_line):
+            index = counts["read"]  # the record index the reader gave it (bad records take one too)
             counts["read"] += 1
             try:
                 sample = Sample.from_record(rec)
@@ -244,16 +250,16 @@ def merge(
 ) -> MergeReport:
     opts = opts or MergeOptions()
     registry = registry or load_registry()
-    files = expand_inputs(inputs)
+    files, skipped = corpus_files(inputs)
     if not files:
-        raise MergeError(f"no .json/.jsonl files in {', '.join(map(str, inputs))}")
+        raise MergeError(f"no .json/.jsonl corpus files in {', '.join(map(str, inputs))}")
     out = Path(output)
     if any(out.resolve() == p.resolve() for p in files if p.exists()):
         raise MergeError(f"the output {out} is also an input")
     if opts.dedup not in ("none", "id", "content"):
         raise MergeError(f"--dedup must be none, id or content, not {opts.dedup!r}")
     rules = _parse_rules(opts.ratios, opts.caps, registry)
-    report = MergeReport(output=str(out))
+    report = MergeReport(output=str(out), skipped_files=skipped)
 
     def on_invalid(msg: str) -> None:
         if not opts.skip_invalid:
@@ -359,5 +365,6 @@ def write_merge_report(report: MergeReport, path: str | os.PathLike[str]) -> Non
             "files": report.files,
             "tasks": dict(report.tasks),
             "invalid_examples": report.invalid,
+            "skipped_files": [{"path": f, "reason": why} for f, why in report.skipped_files],
         },
     )

@@ -7,9 +7,25 @@ from pathlib import Path
 
 from llaso.schema import normalize_audio_path
 
+_SHOWN_PATH = 240  # characters of a path a message shows (a 1 MB path would drown it)
+
+
+def shown_path(path: str) -> str:
+    """The path as a message shows it: whole, or its start and end when it is very long."""
+    if len(path) <= _SHOWN_PATH:
+        return path
+    return f"{path[:160]}...{path[-60:]} ({len(path):,} characters)"
+
 
 class AudioPathError(ValueError):
-    """An audio path that cannot be used safely."""
+    """An audio path that cannot be used safely; `kind` says why in a few words."""
+
+    EMPTY = "empty path"
+    OUTSIDE_ROOT = "outside the audio root"
+
+    def __init__(self, message: str, kind: str = OUTSIDE_ROOT) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def resolve_audio_path(path: str, audio_root: str | os.PathLike[str] | None) -> Path:
@@ -21,11 +37,11 @@ def resolve_audio_path(path: str, audio_root: str | os.PathLike[str] | None) -> 
     """
     norm = normalize_audio_path(path)
     if not norm.strip():
-        raise AudioPathError("empty audio path")
+        raise AudioPathError("empty audio path", AudioPathError.EMPTY)
     if audio_root is None:
         return Path(norm)
     root = os.path.normpath(os.path.abspath(os.fspath(audio_root)))
     full = os.path.normpath(os.path.join(root, norm))  # an absolute `norm` replaces root here
     if os.path.commonpath([root, full]) != root:
-        raise AudioPathError(f"audio path {path!r} escapes the audio root {root}")
+        raise AudioPathError(f"audio path {shown_path(repr(path))} escapes the audio root {root}")
     return Path(full)

@@ -7,7 +7,9 @@ Every record is counted under (task, modality configuration, category):
   where `<audio>` stands in the prompt (with the registry's generic pure-audio prompts), else "unknown";
 * category: the task's category in the registry (linguistic, semantic, paralinguistic), else "unknown".
 
-With `--durations` the audio is probed (in parallel) and the hours per task are added. With `--out DIR`,
+With `--durations` the audio is probed (in parallel, with the check every reader makes: `corpus.audio`) and
+the hours per task are added; a file that cannot be used (missing, outside `--audio-root`, undecodable, NaN
+samples, empty) counts as failed with its reason, and silent files are counted apart. With `--out DIR`,
 `stats.json` and `donut.png` (inner ring modality, middle ring category, outer ring task) are written.
 """
 
@@ -32,10 +34,12 @@ from llaso.corpus.jsonio import (
     write_json_atomic,
 )
 from llaso.corpus.paths import AudioPathError, resolve_audio_path
-from llaso.schema import Modality, Sample, SampleError
+from llaso.schema import Modality, Sample, SampleError, normalize_audio_path
 from llaso.tasks.registry import Registry, RegistryError, load_registry
 
 UNKNOWN = "unknown"
+_KEPT_PROBLEMS = 1000  # audio problem messages kept in stats.json (the counts are always complete)
+_SHOWN_PROBLEMS = 10  # ... and shown under the table
 MODALITY_ORDER = (Modality.TEXT_AUDIO.value, Modality.AUDIO_TEXT.value, Modality.PURE_AUDIO.value, UNKNOWN)
 CATEGORY_ORDER = ("linguistic", "semantic", "paralinguistic", UNKNOWN)
 
@@ -53,8 +57,11 @@ class CorpusStats:
     errors: list[str] = field(default_factory=list)  # files that could not be read (fully)
     task_order: list[str] = field(default_factory=list)  # registry order, then others
     seconds: dict[str, float] | None = None  # task -> seconds of audio (with durations)
-    audio_files: int = 0  # distinct audio files probed
-    audio_failed: int = 0  # of those, missing or undecodable
+    audio_files: int = 0  # distinct audio paths referenced (probed, or refused before probing)
+    audio_failed: int = 0  # of those, not usable: outside the audio root, missing, undecodable, NaN, empty
+    audio_silent: int = 0  # of those, usable but silent (infer and train refuse them, validate warns)
+    audio_failed_by: Counter[str] = field(default_factory=Counter)  # reason kind -> files
+    audio_problems: list[str] = field(default_factory=list)  # the first messages, one per failed/silent file
 
     # ---- views -------------------------------------------------------------------------------------------
     def _sum(self, pos: int) -> Counter[str]:
@@ -117,6 +124,9 @@ class CorpusStats:
             out["audio"] = {
                 "files": self.audio_files,
                 "failed": self.audio_failed,
+                "failed_by_reason": dict(self.audio_failed_by.most_common()),
+                "silent": self.audio_silent,
+                "problems": self.audio_problems,
                 "hours_by_task": {t: round(h, 4) for t, h in (self.hours or {}).items()},
                 "total_hours": round(sum(self.seconds.values()) / 3600, 4),
             }
@@ -181,10 +191,19 @@ class CorpusStats:
                 f"{self.invalid:,} record(s) skipped: not in the LLaSO schema (see `llaso data validate`)"
             )
         if self.seconds is not None:
-            lines.append(
-                f"audio: {self.audio_files:,} file(s) probed, {self.audio_failed:,} missing or undecodable"
-            )
+            lines += self._audio_lines()
         return "\n".join(lines)
+
+    def _audio_lines(self) -> list[str]:
+        why = ", ".join(f"{k} {n:,}" for k, n in self.audio_failed_by.most_common())
+        line = f"audio: {self.audio_files:,} file(s), {self.audio_failed:,} failed" + (
+            f" ({why})" if why else ""
+        )
+        if self.audio_silent:
+            line += f", {self.audio_silent:,} silent (infer and train refuse them)"
+        shown = self.audio_problems[:_SHOWN_PROBLEMS]
+        more = self.audio_failed + self.audio_silent - len(shown)
+        return [line, *(f"  {m}" for m in shown)] + ([f"  ... and {more:,} more"] if more > 0 else [])
 
 
 def compute_stats(
@@ -203,7 +222,10 @@ def compute_stats(
     for path in expand_inputs(paths):
         tally.count_file(path)
     if tally.audio is not None:
+        for _, e in sorted(tally.refused.items()):
+            _audio_failed(stats, e.kind, str(e))
         _add_durations(stats, tally.audio, workers, progress)
+        stats.audio_files += len(tally.refused)
     return stats
 
 
@@ -216,6 +238,7 @@ class _Tally:
     stats: CorpusStats
     audio: dict[str, Counter[str]] | None
     audio_root: str | os.PathLike[str] | None
+    refused: dict[str, AudioPathError] = field(default_factory=dict)  # a voice path refused unprobed
     canonical: dict[str, str] = field(default_factory=dict)  # a `task` field as written -> its abbreviation
 
     def task_key(self, raw: str) -> str:
@@ -268,8 +291,10 @@ class _Tally:
         for v in voice:
             try:
                 full = str(resolve_audio_path(v, self.audio_root))
-            except AudioPathError:
-                continue  # outside the audio root: not probed
+            except AudioPathError as e:
+                # not probed, but counted as failed (once per path, however it is spelled)
+                self.refused.setdefault(os.path.normpath(normalize_audio_path(v)), e)
+                continue
             self.audio.setdefault(full, Counter())[task] += 1
 
 
@@ -279,13 +304,31 @@ def _add_durations(
     """`stats.seconds`: every audio file probed once (in parallel), its duration counted once per record."""
     seconds: dict[str, float] = {}
     stats.audio_files = len(audio)
-    for p, res in probe_many(list(audio), workers=workers, progress=progress, desc="audio durations"):
+    probed = probe_many(list(audio), workers=workers, progress=progress, desc="audio durations")
+    for p, res in sorted(probed, key=lambda r: r[0]):  # in path order: the problems kept do not vary
         if not isinstance(res, AudioInfo):
-            stats.audio_failed += 1
+            _audio_failed(stats, res.kind.value, str(res))
             continue
+        if res.is_empty:
+            _audio_failed(stats, "empty", f"{p}: {res.problem}")
+            continue
+        if res.is_silent:
+            stats.audio_silent += 1
+            _keep_problem(stats, f"{p}: {res.problem}")
         for task, n in audio[p].items():
             seconds[task] = seconds.get(task, 0.0) + n * res.duration
     stats.seconds = {t: seconds.get(t, 0.0) for t in stats.tasks()}
+
+
+def _audio_failed(stats: CorpusStats, kind: str, message: str) -> None:
+    stats.audio_failed += 1
+    stats.audio_failed_by[kind] += 1
+    _keep_problem(stats, message)
+
+
+def _keep_problem(stats: CorpusStats, message: str) -> None:
+    if len(stats.audio_problems) < _KEPT_PROBLEMS:
+        stats.audio_problems.append(message)
 
 
 # ---- the donut -----------------------------------------------------------------------------------------------

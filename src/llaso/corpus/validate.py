@@ -24,7 +24,13 @@ from typing import Any
 import numpy as np
 
 from llaso.corpus.audio import TARGET_SAMPLE_RATE, AudioError, AudioErrorKind, probe_many
-from llaso.corpus.jsonio import CorpusFormatError, expand_inputs, iter_records, write_json_atomic
+from llaso.corpus.jsonio import (
+    CorpusFormatError,
+    corpus_files,
+    iter_records,
+    not_a_corpus,
+    write_json_atomic,
+)
 from llaso.corpus.paths import AudioPathError, resolve_audio_path
 from llaso.schema import AUDIO_PLACEHOLDER, ID_KEYS, Sample, SampleError
 from llaso.tasks.registry import Registry, RegistryError, load_registry
@@ -39,8 +45,10 @@ class Severity(enum.StrEnum):
 class Code(enum.StrEnum):
     """Problem kinds. The values are stable: reports and other tools key on them."""
 
-    UNREADABLE_FILE = "unreadable-file"  # no such file, a directory, not a JSON list
+    UNREADABLE_FILE = "unreadable-file"  # no such file, a directory, not a JSON list, not a corpus
     MALFORMED_JSON = "malformed-json"  # JSON syntax error (line and column given)
+    NOT_UTF8 = "not-utf8"  # bytes that are not UTF-8 text (Latin-1, UTF-16/32, a raw 0xff)
+    INVALID_VALUE = "invalid-value"  # NaN, an infinity, an unpaired surrogate, nesting deeper than 64
     SCHEMA = "schema"  # Sample.from_record failed: no conversations, wrong types, ...
     NO_HUMAN_TURN = "no-human-turn"
     NO_GPT_TURN = "no-gpt-turn"
@@ -56,6 +64,7 @@ class Code(enum.StrEnum):
     AUDIO_MISSING = "audio-missing"
     AUDIO_UNDECODABLE = "audio-undecodable"  # unreadable, undecodable or truncated
     AUDIO_EMPTY = "audio-empty"  # 0 frames
+    AUDIO_NONFINITE = "audio-nonfinite"  # NaN or infinite samples (the model refuses them)
     AUDIO_TOO_LONG = "audio-too-long"  # longer than --max-duration
     AUDIO_SILENT = "audio-silent"
     AUDIO_SAMPLE_RATE = "audio-sample-rate"  # not 16 kHz
@@ -64,6 +73,8 @@ class Code(enum.StrEnum):
 SEVERITY: dict[Code, Severity] = {
     Code.UNREADABLE_FILE: Severity.ERROR,
     Code.MALFORMED_JSON: Severity.ERROR,
+    Code.NOT_UTF8: Severity.ERROR,
+    Code.INVALID_VALUE: Severity.ERROR,
     Code.SCHEMA: Severity.ERROR,
     Code.NO_HUMAN_TURN: Severity.ERROR,
     Code.NO_GPT_TURN: Severity.ERROR,
@@ -79,6 +90,7 @@ SEVERITY: dict[Code, Severity] = {
     Code.AUDIO_MISSING: Severity.ERROR,
     Code.AUDIO_UNDECODABLE: Severity.ERROR,
     Code.AUDIO_EMPTY: Severity.ERROR,
+    Code.AUDIO_NONFINITE: Severity.ERROR,
     Code.AUDIO_TOO_LONG: Severity.ERROR,
     Code.AUDIO_SILENT: Severity.WARNING,
     Code.AUDIO_SAMPLE_RATE: Severity.INFO,
@@ -191,6 +203,7 @@ class ValidationReport:
     records: int = 0
     audio: AudioStats | None = None
     elapsed: float = 0.0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why): not corpora, in a folder
 
     def count(self, severity: Severity) -> int:
         return sum(n for code, n in self.counts.items() if SEVERITY[code] == severity)
@@ -228,6 +241,7 @@ class ValidationReport:
             "omitted_problems": self.omitted,
             "audio": self.audio.to_dict() if self.audio else None,
             "elapsed_seconds": round(self.elapsed, 3),
+            "skipped_files": [{"path": f, "reason": why} for f, why in self.skipped],
         }
 
     def summary(self, max_shown: int = 20) -> str:
@@ -239,6 +253,11 @@ class ValidationReport:
         out.append(
             f"errors: {self.errors:,}   warnings: {self.warnings:,}   info: {self.count(Severity.INFO):,}"
         )
+        if self.skipped:
+            names = ", ".join(Path(f).name for f, _ in self.skipped[:5]) + (
+                ", ..." if len(self.skipped) > 5 else ""
+            )
+            out.append(f"skipped {len(self.skipped)} file(s) that are JSON documents, not corpora: {names}")
         if self.counts:
             out.append("by kind:")
             order = {s: i for i, s in enumerate(Severity)}
@@ -323,7 +342,8 @@ def validate_paths(
     progress: bool = True,
     max_problems: int | None = DEFAULT_MAX_PROBLEMS,
 ) -> ValidationReport:
-    """Validate corpus files (folders are expanded to their .json/.jsonl files).
+    """Validate corpus files (folders are expanded to their .json/.jsonl files, less those that are JSON
+    documents, not corpora, noted in `report.skipped`; a file named on its own that is one is an error).
 
     `check_audio` probes every voice path (resolved against `audio_root`, or as written without one) in
     `workers` threads. `max_problems` bounds the problems kept in detail (None: all); counts stay exact.
@@ -332,7 +352,9 @@ def validate_paths(
     registry = load_registry()
     report = ValidationReport()
     col = _Collector(report, max_problems)
-    files = expand_inputs(paths)
+    paths = list(paths)
+    files, report.skipped = corpus_files(paths)
+    named = {Path(p) for p in paths}  # files named on their own, not found in a folder
     ids: list[_FileIds] = []
     audio_refs: dict[str, array[int]] | None = {} if check_audio else None
 
@@ -351,6 +373,11 @@ def validate_paths(
         hint = registry.modality_hint(path)
         fs.task = match.task.abbr if match else None
         fs.modality_hint = hint.value if hint else None
+        document = not_a_corpus(path) if path in named else None
+        if document is not None:
+            fs.readable = False
+            col.add(name, None, Code.UNREADABLE_FILE, f"{document}: a corpus is a JSON list or JSONL")
+            continue
         n = _scan_file(
             path, name, file_index, match is not None, file_ids, col, registry, audio_refs, audio_root
         )
@@ -459,8 +486,11 @@ class _RecordCheck:
         return ok
 
 
+_FORMAT_CODES = {"encoding": Code.NOT_UTF8, "value": Code.INVALID_VALUE, "file": Code.UNREADABLE_FILE}
+
+
 def _add_format_error(col: _Collector, name: str, e: CorpusFormatError) -> None:
-    code = Code.MALFORMED_JSON if e.line is not None else Code.UNREADABLE_FILE
+    code = _FORMAT_CODES.get(e.kind, Code.MALFORMED_JSON if e.line is not None else Code.UNREADABLE_FILE)
     msg = e.reason.removesuffix(" at") + (f" (column {e.column})" if e.column is not None else "")
     col.add(name, e.record, code, msg, line=e.line)
 
@@ -611,7 +641,11 @@ def _check_audio(
         for ref in audio_refs[path]:
             col.add(str(files[ref >> _REF_SHIFT]), ref & mask, code, message)
 
-    codes = {AudioErrorKind.MISSING: Code.AUDIO_MISSING, AudioErrorKind.EMPTY: Code.AUDIO_EMPTY}
+    codes = {
+        AudioErrorKind.MISSING: Code.AUDIO_MISSING,
+        AudioErrorKind.EMPTY: Code.AUDIO_EMPTY,
+        AudioErrorKind.NONFINITE: Code.AUDIO_NONFINITE,
+    }
     results = sorted(probe_many(list(audio_refs), workers=workers, progress=progress))
     for path, res in results:
         if isinstance(res, AudioError):
@@ -626,7 +660,7 @@ def _check_audio(
         rates[res.sample_rate] += 1
         channels[res.channels] += 1
         if res.is_silent:
-            report(path, Code.AUDIO_SILENT, f"{path}: silent audio (peak {res.peak_db:.0f} dBFS)")
+            report(path, Code.AUDIO_SILENT, f"{path}: {res.problem}; infer and train refuse it")
         if max_duration is not None and res.duration > max_duration:
             report(
                 path,

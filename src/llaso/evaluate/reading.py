@@ -3,7 +3,9 @@
 A prediction file is an eval file plus the prediction in `answer`, `result` or `prediction` (JSON list or
 JSONL). The task comes from a record's `task` field, else from the registry's file-name patterns. Nothing is
 dropped silently: a record that cannot be read, has no reference or no prediction stays in the group with a
-`problem`, and scoring counts it (as wrong / abstained where the metric has a denominator).
+`problem`, and scoring counts it (as wrong / abstained where the metric has a denominator). A file that could
+not be read whole (malformed JSON, a record that is not a JSON object, a list cut short) keeps the scores of
+what was read and carries a `read_error`: `llaso eval` marks it in the reports and exits 1.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ class FileGroup:
     source: Source | None
     records: list[Record] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    read_error: str | None = None  # the file could not be read to its end
+    read_error: str | None = None  # the first read error: a record that is not JSON, or the file cut short
+    unreadable: int = 0  # records (lines or list items) that could not be read as JSON objects
 
     @property
     def configuration(self) -> Modality | None:
@@ -113,6 +116,8 @@ class _Groups:
             for abbr, g in self.groups.items():
                 g.name = f"{self.name}#{abbr}" if abbr else f"{self.name}#unknown"
         for g in self.groups.values():
+            if g.unreadable > 1 and g.read_error:
+                g.read_error += f" (and {g.unreadable - 1} more record(s) that could not be read)"
             if g.task is None:
                 g.problems.insert(
                     0,
@@ -153,6 +158,8 @@ def _add(groups: _Groups, index: int, rec: dict[str, Any] | None, problem: str |
         g = groups.of_file()
         g.records.append(Record(index, None, None, problem=problem))
         g.problems.append(problem or "")
+        g.unreadable += 1
+        g.read_error = g.read_error or problem
         return
     task_field = rec.get("task")
     registry, match, name = groups.registry, groups.match, groups.name
@@ -188,6 +195,6 @@ def read_prediction_file(path: Path, registry: Registry, display: str | None = N
             _add(groups, index, rec, problem)
     except CorpusFormatError as e:
         g = groups.of_file()
-        g.read_error = str(e)
-        g.problems.append(f"{e} (the rest of the file was not read)")
+        g.read_error = f"{e} (the rest of the file was not read)"
+        g.problems.append(g.read_error)
     return groups.finish()

@@ -17,7 +17,7 @@ import numpy as np
 from llaso import __version__
 from llaso.corpus.jsonio import write_bytes_atomic, write_json_atomic
 from llaso.evaluate.metrics.text_metrics import versions
-from llaso.evaluate.scoring import NORMALIZERS, ScoreOptions, SystemScore
+from llaso.evaluate.scoring import NORMALIZERS, FileScore, ScoreOptions, SystemScore
 from llaso.tasks.registry import Registry
 
 FORMULA_NOTE = (
@@ -28,6 +28,11 @@ FORMULA_NOTE = (
 REPORT_CSS = (
     "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:90%}\n"
     "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}th{background:#eee}"
+)
+DAMAGED = "⚠"  # marks the scores of a file that could not be read whole
+DAMAGED_NOTE = (
+    f"{DAMAGED} a file that could not be read whole (malformed JSON, a record that is not a JSON object, a "
+    "list cut short): its scores cover only the records read; see the problems below (`llaso eval` exits 1)."
 )
 COMPAT_NOTE = (
     "llaso-compat: the original scripts' rules (WER without normalization and with reference and "
@@ -103,6 +108,22 @@ def task_cell(row: dict[str, Any] | None) -> str:
     return "; ".join(parts) or "—"
 
 
+def damaged_files(s: SystemScore, task: str | None = None) -> list[FileScore]:
+    """The files of `s` (of one task, if given) that could not be read whole."""
+    return [f for f in s.files if f.details.get("read_error") and (task is None or f.task == task)]
+
+
+def records_read(f: FileScore) -> str:
+    return f"{f.n - f.invalid_records} usable record(s) read"
+
+
+def _marked(cell: str, s: SystemScore, task: str) -> str:
+    damaged = damaged_files(s, task)
+    if not damaged:
+        return cell
+    return f"{cell} {DAMAGED} not read whole: " + ", ".join(f"{f.file} ({records_read(f)})" for f in damaged)
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -114,7 +135,11 @@ def _rows(systems: Sequence[SystemScore], registry: Registry) -> tuple[list[str]
     rows = []
     for t in registry:
         if any(t.abbr in s.tasks for s in systems):
-            rows.append([f"{t.abbr} ({t.category})", *[task_cell(s.tasks.get(t.abbr)) for s in systems]])
+            cells = [_marked(task_cell(s.tasks.get(t.abbr)), s, t.abbr) for s in systems]
+            rows.append([f"{t.abbr} ({t.category})", *cells])
+    if any(damaged_files(s) for s in systems):
+        counts = [str(len(damaged_files(s))) for s in systems]
+        rows.append([f"{DAMAGED} files not read whole (scores cover the records read)", *counts])
     rows.append(
         [
             "abstention, pooled closed files (compat)",
@@ -179,6 +204,8 @@ def notes(systems: Sequence[SystemScore], options: ScoreOptions) -> list[str]:
     )
     if any("reference_f1" in r and "judge_score" not in r for s in systems for r in s.tasks.values()):
         out.append("† reference-based score (token F1), not comparable with judge scores.")
+    if any(damaged_files(s) for s in systems):
+        out.append(DAMAGED_NOTE)
     out += [COMPAT_NOTE, FORMULA_NOTE]
     return out
 

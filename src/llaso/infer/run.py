@@ -1,40 +1,64 @@
 """Batched, resumable inference over LLaSO eval files.
 
-For each eval file: items not yet done are sorted by generation budget, then by length (audio seconds, then
-prompt length) so that a batch wastes little padding, decoded greedily with left padding, and their results
-appended to the file's `ResultStore` after every batch. An item's budget is its task's `max_new_tokens` in
-the task registry unless the options set one. A sample the processor refuses (missing or unreadable audio,
-placeholder count mismatch, too long) gets an error record and the run goes on. With several processes
+For each eval file: its records are read one by one, and a record that is not a usable sample (a schema
+error, no human turn, a JSONL line that is not JSON) becomes that item's error record (`answer: null`,
+`error` naming the file and record) while the run goes on. The items not yet done are sorted by generation
+budget, then by length (audio seconds, then prompt length) so that a batch wastes little padding, decoded
+greedily with left padding, and their results appended to the file's `ResultStore` after every batch. An
+item's budget is its task's `max_new_tokens` in the task registry unless the options set one. A sample the
+processor refuses (missing or unreadable audio, placeholder count mismatch, too long) gets an error record
+too. An item is done when the store holds a result for its content (the fingerprint of its record) made
+with the same settings (the model folder, dtype, `limit`, the item's budget); a store made with other
+settings is refused (`StoreMismatch`) before anything is decoded. With several processes
 (`accelerate launch` / `torchrun`), each takes every k-th pending item and writes its own log; the first
 process writes the final file once all are done.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import soundfile as sf
 import torch
 
-from llaso.corpus.jsonio import expand_inputs, iter_samples
+from llaso.corpus.audio import audio_duration
+from llaso.corpus.jsonio import CorpusFormatError, expand_inputs, iter_records
 from llaso.corpus.paths import AudioPathError, resolve_audio_path
-from llaso.infer.store import ERROR_KEY, ResultStore
+from llaso.infer.store import (
+    ERROR_KEY,
+    ItemKey,
+    ResultStore,
+    Stored,
+    item_fingerprint,
+    item_keys,
+    text_fingerprint,
+)
 from llaso.model import LlasoForConditionalGeneration, LlasoProcessor
 from llaso.model.processing import LlasoInputError
-from llaso.schema import Sample
+from llaso.schema import Sample, SampleError
 from llaso.tasks.registry import Registry, load_registry
 from llaso.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
+
+BACKEND = "llaso"  # the generation backend, one of a store's settings
+# what preparing one item may raise (a bad path, unreadable audio, text the tokenizer refuses): that item's
+# error record, never the end of the run
+_ITEM_ERRORS = (ValueError, OSError, TypeError)
+# the files of a model folder whose sizes and modification times tell one model from another
+_MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".model", ".json", ".txt",
+                        ".jinja")  # fmt: skip
+_MAX_PROBLEM = 400  # characters of an error message kept in an error record (a path may be 1 MB)
 
 
 class NotALlasoModel(ValueError):
@@ -48,7 +72,9 @@ class InferOptions:
     max_new_tokens: int | None = None
     max_new_tokens_per_task: dict[str, int] = field(default_factory=dict)  # wins over both, per task
     audio_root: str | None = None
-    limit: int | None = None  # only the first N items of each file (smoke runs)
+    # only the first N items of each file (smoke runs); a setting of the store, so that a smoke run's output
+    # is never taken for a full run's
+    limit: int | None = None
     progress: bool = True
 
     def budget(self, task: str | None, registry: Registry) -> int:
@@ -107,32 +133,134 @@ def load_model(
     return model.eval(), processor
 
 
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def model_identity(model: Any) -> dict[str, str]:
+    """What tells this model from another: the folder it was loaded from (its config.json's content, and
+    the names, sizes and modification times of its weight and tokenizer files), or, for a model made in
+    memory, its config and the bytes of its parameters."""
+    name = str(getattr(model, "name_or_path", "") or "")
+    folder = Path(name)
+    if name and (folder / "config.json").is_file():
+        files = sorted(
+            (f.name, st.st_size, st.st_mtime_ns)
+            for f in folder.iterdir()
+            if f.suffix in _MODEL_FILE_SUFFIXES and f.name != "config.json" and f.is_file()
+            for st in (f.stat(),)
+        )
+        return {
+            "model_config": _sha((folder / "config.json").read_bytes()),
+            "model_files": _sha(json.dumps(files).encode()),
+        }
+    h = hashlib.sha256()
+    for key, t in model.state_dict().items():
+        h.update(key.encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return {"model_config": _sha(model.config.to_json_string().encode()), "model_files": h.hexdigest()[:32]}
+
+
+def run_settings(model: Any, opts: InferOptions) -> dict[str, Any]:
+    """The settings a store records besides each item's budget: a result made with others is not reused."""
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    return {"backend": BACKEND, **model_identity(model), "dtype": dtype, "limit": opts.limit}
+
+
+@dataclass
+class Item:
+    """One record of an eval file: its sample, or the problem that keeps it from being one."""
+
+    record: dict[str, Any] | None  # None: a JSONL line that is not a JSON object
+    fingerprint: str
+    sample: Sample | None = None
+    problem: str | None = None  # the error record's message, naming the file and the record
+
+    @property
+    def id(self) -> Any:
+        rec = self.record or {}
+        return rec.get("id", rec.get("index"))
+
+
+def _short(text: str) -> str:
+    """A message cut in the middle to `_MAX_PROBLEM` characters."""
+    if len(text) <= _MAX_PROBLEM:
+        return text
+    half = _MAX_PROBLEM // 2
+    return f"{text[:half]} … ({len(text) - 2 * half} characters) … {text[-half:]}"
+
+
+def _item(path: Path, index: int, rec: dict[str, Any]) -> Item:
+    fp = item_fingerprint(rec)
+    try:
+        sample = Sample.from_record(rec)
+        sample.human_text  # noqa: B018  (raises for a record without a human turn: it has no prompt)
+    except SampleError as e:
+        return Item(rec, fp, problem=_short(f"{path}, record {index}: {e}"))
+    return Item(rec, fp, sample)
+
+
+def read_items(path: Path, limit: int | None = None) -> list[Item]:
+    """The first `limit` (all: None) items of an eval file, each a sample or the reason it is not one.
+    A JSON list that breaks off raises `CorpusFormatError`: nothing after the break can be trusted."""
+    items: list[Item] = []
+
+    def unreadable(err: CorpusFormatError) -> None:  # a JSONL line; the file's other lines stand alone
+        items.append(Item(None, text_fingerprint(f"line {err.line}: {err.reason}"), problem=_short(str(err))))
+
+    for rec in iter_records(path, unreadable):
+        items.append(_item(path, len(items), rec))
+        if limit is not None and len(items) >= limit:
+            break
+    return items[:limit]
+
+
+def _sample(item: Item) -> Sample:
+    assert item.sample is not None, "only the items that are samples are decoded"
+    return item.sample
+
+
+def _error_record(item: Item, problem: str) -> dict[str, Any]:
+    rec = dict(item.record or {})
+    rec.update({"answer": None, ERROR_KEY: problem})
+    return rec
+
+
 def _audio_seconds(sample: Sample, audio_root: str | None) -> float:
     total = 0.0
     for p in sample.voice:
         # a bad file counts 0 here; the processor reports it properly when the item is decoded
+        # audio_duration opens only regular files of bounded size, as every reader does: a FIFO never hangs
         with contextlib.suppress(OSError, RuntimeError, AudioPathError, ValueError):
-            total += sf.info(str(resolve_audio_path(p, audio_root))).duration
+            total += audio_duration(resolve_audio_path(p, audio_root))
     return total
 
 
-def _item_tasks(
-    path: Path, samples: Sequence[Sample], idx: Sequence[int], registry: Registry
-) -> dict[int, str | None]:
+def _item_tasks(path: Path, items: Sequence[Item], registry: Registry) -> list[str | None]:
     """The task of each item: its `task` field, else the one the file name matches (None if none does)."""
     file_task = None
-    if any(not samples[i].task for i in idx):
+    if any(it.sample is not None and not it.sample.task for it in items):
         match = registry.lookup_file(path)
         file_task = match.task.abbr if match else None
-    return {i: (samples[i].task or "").upper() or file_task for i in idx}
+    return [(it.sample.task or "").upper() or file_task if it.sample else None for it in items]
 
 
-def _batches(items: Sequence[int], budgets: dict[int, int], size: int) -> Iterator[tuple[int, list[int]]]:
+def _batches(items: Sequence[int], budgets: Sequence[int], size: int) -> Iterator[tuple[int, list[int]]]:
     """(budget, up to `size` items) in order; a batch never mixes budgets (`items` come grouped by one)."""
     for budget, group in itertools.groupby(items, key=budgets.__getitem__):
         run = list(group)
         for start in range(0, len(run), size):
             yield budget, run[start : start + size]
+
+
+def _check_budgets(
+    store: ResultStore, items: Sequence[Item], keys: Sequence[ItemKey], budgets: Sequence[int],
+    done: dict[ItemKey, Stored],
+) -> None:  # fmt: skip
+    """Refuse a store whose result for an item was decoded with another budget than this run gives it."""
+    for i, key in enumerate(keys):
+        if key in done and done[key].budget != budgets[i]:
+            raise store.budget_mismatch(i, items[i].id, done[key].budget, budgets[i])
 
 
 class _Run:
@@ -152,56 +280,99 @@ class _Run:
         self.device = next(model.parameters()).device
         self.feat_dtype = next(model.parameters()).dtype
         self.registry = load_registry()
+        self.settings = run_settings(model, opts)
         self.summary = InferSummary()
         self.t0 = time.perf_counter()
 
+    def store(self, path: Path, out_dir: Path) -> ResultStore:
+        return ResultStore(out_dir, path, self.settings, shard=self.rank if self.world_size > 1 else None)
+
     def file(self, path: Path, out_dir: Path, name: str) -> None:
         """Decode the pending items of one eval file into its store; the first process finalizes it."""
-        opts, summary = self.opts, self.summary
-        samples = list(iter_samples(path))
-        if opts.limit is not None:
-            samples = samples[: opts.limit]
-        store = ResultStore(out_dir, path, shard=self.rank if self.world_size > 1 else None)
-        counts = {"items": len(samples), "decoded": 0, "errors": 0, "skipped": 0}
-        summary.files[name] = counts
-        if store.complete:
-            counts["skipped"] = len(samples)
-            summary.skipped += len(samples)
-            return
-        done = store.done()
+        items = read_items(path, self.opts.limit)
+        keys = item_keys(it.fingerprint for it in items)
+        tasks = _item_tasks(path, items, self.registry)
+        # an item that is not a sample is never decoded: it has no budget
+        budgets = [
+            self.opts.budget(t, self.registry) if it.sample else 0 for it, t in zip(items, tasks, strict=True)
+        ]
+        store = self.store(path, out_dir)
+        done = store.load()
         self.barrier()  # every process has read the logs before anyone appends
-        pending = [i for i in range(len(samples)) if i not in done]
-        counts["skipped"] = len(samples) - len(pending)
-        summary.skipped += counts["skipped"]
-        secs = {i: _audio_seconds(samples[i], opts.audio_root) for i in pending}
-        tasks = _item_tasks(path, samples, pending, self.registry)
-        budgets = {i: opts.budget(tasks[i], self.registry) for i in pending}
-        pending.sort(key=lambda i: (-budgets[i], -secs[i], -len(samples[i].human_text)))
-        mine = pending[self.rank :: self.world_size]
-        bar = progress_bar(desc=path.name, unit="sample", total=len(mine), disable=not opts.progress)
-        for budget, idx in _batches(mine, budgets, opts.batch_size):
-            results = self._decode(path, samples, idx, budget, counts, secs)
-            store.add(results)
+        _check_budgets(store, items, keys, budgets, done)
+        pending = [i for i, key in enumerate(keys) if key not in done]
+        counts = {"items": len(items), "decoded": 0, "errors": 0, "skipped": len(items) - len(pending)}
+        self.summary.files[name] = counts
+        self.summary.skipped += counts["skipped"]
+        if not pending and store.is_current(keys):
+            if self.rank == 0:  # every process has read the logs (the barrier above)
+                store.tidy()
+            return
+        self._decode_pending(path, store, items, keys, budgets, pending, counts)
+        self.barrier()
+        if self.rank == 0 and not store.finalize(keys):
+            log.warning("%s: not every item has a result yet; rerun to finish", path.name)
+
+    def _decode_pending(
+        self,
+        path: Path,
+        store: ResultStore,
+        items: list[Item],
+        keys: list[ItemKey],
+        budgets: list[int],
+        pending: list[int],
+        counts: dict[str, int],
+    ) -> None:
+        """This process's share of the pending items, decoded in batches, each appended to the store."""
+        secs = {i: _audio_seconds(s, self.opts.audio_root) for i in pending if (s := items[i].sample)}
+
+        def order(i: int) -> tuple[int, float, int]:
+            s = items[i].sample
+            return (-budgets[i], -secs.get(i, 0.0), -len(s.human_text) if s else 0)
+
+        mine = sorted(pending, key=order)[self.rank :: self.world_size]
+        refused = [i for i in mine if items[i].sample is None]
+        if refused:
+            store.add(self._refused(items, keys, budgets, refused, counts))
+        good = [i for i in mine if items[i].sample is not None]
+        bar = progress_bar(desc=path.name, unit="sample", total=len(mine), disable=not self.opts.progress)
+        bar.update(len(refused))
+        for budget, idx in _batches(good, budgets, self.opts.batch_size):
+            results = self._decode(path, items, idx, budget, counts, secs)
+            store.add((keys[i], budget, rec) for i, rec in results)
             elapsed = time.perf_counter() - self.t0
             bar.update(len(results))
-            bar.set_postfix(RTFx=f"{summary.audio_seconds / elapsed:.1f}" if elapsed else "-")
+            bar.set_postfix(RTFx=f"{self.summary.audio_seconds / elapsed:.1f}" if elapsed else "-")
         bar.close()
         store.close()
-        self.barrier()
-        if self.rank == 0 and not store.finalize(len(samples)):
-            log.warning("%s: not every item has a result yet; rerun to finish", path.name)
+
+    def _refused(
+        self,
+        items: list[Item],
+        keys: list[ItemKey],
+        budgets: list[int],
+        idx: list[int],
+        counts: dict[str, int],
+    ) -> Iterable[tuple[ItemKey, int, dict[str, Any]]]:
+        """The error records of items that are not samples."""
+        counts["errors"] += len(idx)
+        self.summary.errors += len(idx)
+        for i in idx:
+            problem = items[i].problem or "not a sample"
+            log.warning("%s", problem)
+            yield keys[i], budgets[i], _error_record(items[i], problem)
 
     def _decode(
         self,
         path: Path,
-        samples: list[Sample],
+        items: list[Item],
         idx: list[int],
         budget: int,
         counts: dict[str, int],
         secs: dict[int, float],
     ) -> list[tuple[int, dict[str, Any]]]:
         """(item, output record) for one batch: the answers, and an error record for each refused sample."""
-        results, idx, batch = self._prepare(path, samples, idx)
+        results, idx, batch = self._prepare(path, items, idx)
         counts["errors"] += len(results)
         self.summary.errors += len(results)
         if not idx:
@@ -213,40 +384,42 @@ class _Run:
             out = self.model.generate(**batch, max_new_tokens=budget, do_sample=False, num_beams=1)
         texts = self.processor.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
         for i, text in zip(idx, texts, strict=True):
-            s = samples[i]
+            s = _sample(items[i])
             s.prediction = text.strip()
             results.append((i, s.to_record()))
-            self.summary.audio_seconds += secs[i]
+            self.summary.audio_seconds += secs.get(i, 0.0)
         counts["decoded"] += len(idx)
         self.summary.decoded += len(idx)
         return results
 
     def _prepare(
-        self, path: Path, samples: list[Sample], idx: list[int]
+        self, path: Path, items: list[Item], idx: list[int]
     ) -> tuple[list[tuple[int, dict[str, Any]]], list[int], Any]:
         """The processor's batch of `idx`; when it refuses the batch, the bad samples are found one by one
         (they get error records) and the others still run together. Returns (error records, good items,
         batch)."""
-        audio_root = self.opts.audio_root
         try:
-            return [], idx, self._from_samples([samples[i] for i in idx])
-        except LlasoInputError:
+            return [], idx, self._from_samples([items[i] for i in idx])
+        except _ITEM_ERRORS:
             pass
         errors: list[tuple[int, dict[str, Any]]] = []
         good = []
         for i in idx:
             try:
-                self.processor.from_samples([samples[i]], audio_root=audio_root, add_generation_prompt=True)
+                self._from_samples([items[i]])
                 good.append(i)
-            except LlasoInputError as e:
-                rec = samples[i].to_record()
-                rec.update({"answer": None, ERROR_KEY: e.problem})
-                errors.append((i, rec))
-                log.warning("%s, item %d: %s", path.name, i, e.problem)
-        return errors, good, self._from_samples([samples[i] for i in good]) if good else None
+            except _ITEM_ERRORS as e:
+                reason = e.problem if isinstance(e, LlasoInputError) else f"{type(e).__name__}: {e}"
+                problem = _short(f"{path}, record {i}: {reason}")
+                errors.append((i, _error_record(items[i], problem)))
+                log.warning("%s", problem)
+        return errors, good, self._from_samples([items[i] for i in good]) if good else None
 
-    def _from_samples(self, batch: list[Sample]) -> Any:
-        return self.processor.from_samples(batch, audio_root=self.opts.audio_root, add_generation_prompt=True)
+    def _from_samples(self, batch: list[Item]) -> Any:
+        samples = [_sample(it) for it in batch]
+        return self.processor.from_samples(
+            samples, audio_root=self.opts.audio_root, add_generation_prompt=True
+        )
 
 
 def run_inference(
@@ -261,24 +434,62 @@ def run_inference(
     barrier: Callable[[], None] = lambda: None,
 ) -> InferSummary:
     """Decode every item of every eval file in `data` into `out_dir` (see the module docstring)."""
-    files = _files_with_subfolders(data)
+    files = eval_files(data)
     if not files:
         raise ValueError(f"no .json/.jsonl eval files in {', '.join(map(str, data))}")
     run = _Run(model, processor, opts or InferOptions(), rank, world_size, barrier)
-    for path, sub in files:
-        run.file(path, Path(out_dir) / sub, str(sub / path.name))
+    out = Path(out_dir)
+    for path, name in files:  # a store made with other settings is refused before anything is decoded
+        run.store(path, out / name.parent).check()
+    for path, name in files:
+        run.file(path, out / name.parent, str(name))
     run.summary.seconds = time.perf_counter() - run.t0
     return run.summary
 
 
-def _files_with_subfolders(data: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, Path]]:
-    """Each eval file with the sub-folder its output goes to: a folder argument keeps its inner layout
-    (`eval/text_audio/AC_test.json` and `eval/pure_audio/AC_test.json` must not share one output)."""
-    out: list[tuple[Path, Path]] = []
+def eval_files(data: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, Path]]:
+    """Each eval file with its name in the output folder, which no two files share: a folder argument keeps
+    its inner layout (`eval/text_audio/AC_test.json`, `eval/pure_audio/AC_test.json`), and a name several
+    files would share takes as many of each one's parent folders as tell them apart (`--data a/AC_test.json
+    b/AC_test.json` gives `a/AC_test.jsonl` and `b/AC_test.jsonl`)."""
+    found: list[tuple[Path, Path]] = []
     for item in data:
         p = Path(item)
         if p.is_dir():
-            out.extend((f, f.parent.relative_to(p)) for f in expand_inputs([p]))
+            found.extend((f, f.relative_to(p)) for f in expand_inputs([p]))
         else:
-            out.append((p, Path(".")))
-    return out
+            found.append((p, Path(p.name)))
+    return list(zip([f for f, _ in found], _distinct_names(found), strict=True))
+
+
+def _output_key(parts: tuple[str, ...]) -> tuple[str, ...]:
+    """What an output is named by: its folders and the eval file's stem (`x.json` and `x.jsonl` both write
+    `x.jsonl`)."""
+    name = parts[-1]
+    for ext in (".jsonl", ".json"):
+        if name.endswith(ext):
+            name = name[: -len(ext)]
+            break
+    return (*parts[:-1], name)
+
+
+def _distinct_names(found: list[tuple[Path, Path]]) -> list[Path]:
+    """The shortest names, no shorter than given, that tell every output apart; refused when two files would
+    still share one (one file given twice, or `x.json` beside `x.jsonl`)."""
+    parts = [Path(os.path.abspath(f)).parts[1:] for f, _ in found]
+    depth = [len(rel.parts) for _, rel in found]
+    while True:
+        keys = [_output_key(ps[-d:]) for ps, d in zip(parts, depth, strict=True)]
+        count = collections.Counter(keys)
+        clash = [i for i, key in enumerate(keys) if count[key] > 1]
+        if not clash:
+            return [Path(*ps[-d:]) for ps, d in zip(parts, depth, strict=True)]
+        grown = [i for i in clash if depth[i] < len(parts[i])]
+        if not grown:
+            same = [str(found[i][0]) for i in clash if keys[i] == keys[clash[0]]]
+            raise ValueError(
+                f"--data: {' and '.join(same)} would write the same output ({'/'.join(keys[clash[0]])}.jsonl); "
+                "give each eval file once, under a name of its own"
+            )
+        for i in grown:
+            depth[i] += 1

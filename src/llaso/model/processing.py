@@ -32,7 +32,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoProcessor, PreTrainedTokenizerFast, WhisperFeatureExtractor
 from transformers.processing_utils import ProcessorMixin
 
-from llaso.corpus.audio import SILENCE_DB, AudioError, load_audio
+from llaso.corpus.audio import SILENCE_DB, AudioError, SignalCheck, load_audio
 from llaso.corpus.paths import AudioPathError, resolve_audio_path
 from llaso.model.config import (
     LLASO_SYSTEM_PROMPT,
@@ -300,13 +300,10 @@ class LlasoProcessor(ProcessorMixin):
         a = np.asarray(audio, dtype=np.float32)
         if a.ndim != 1:
             raise LlasoInputError(sid, f"audio {i} must be mono 1-D, got shape {a.shape}")
-        if a.size == 0:
-            raise LlasoInputError(sid, f"audio {i} is empty (0 samples)")
-        if not np.isfinite(a).all():
-            raise LlasoInputError(sid, f"audio {i} contains NaN or infinite samples")
-        peak = float(np.max(np.abs(a)))
-        if peak <= 10 ** (self.silence_db / 20):
-            raise LlasoInputError(sid, f"audio {i} is silent (peak {peak:.2g} ≤ {self.silence_db:g} dBFS)")
+        # the check `llaso data validate` and `stats` make of a file's 16 kHz mono mix, so they agree
+        problem = SignalCheck().add(a).problem(self.silence_db)
+        if problem is not None:
+            raise LlasoInputError(sid, f"audio {i} is {problem[0].value}: {problem[1]}")
         return a
 
     # ---- one sample ------------------------------------------------------------------------------

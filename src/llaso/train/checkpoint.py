@@ -9,15 +9,19 @@
   (`projector.net.{0,2}.*`): either is what `model.projector=` takes in stage 2;
 * `accelerate/`: `Accelerator.save_state` (model, optimizer, scheduler, RNG of every process; sharded
   the engine's own way under FSDP/DeepSpeed);
-* `trainer_state.json`: step, epoch, position in the epoch's batch order, counters. Written last.
+* `trainer_state.json`: step, epoch, position in the epoch's batch order, counters;
+* `manifest.json`: the size and SHA-256 of every other file. Written last.
 
-A checkpoint is built in `OUT/.tmp-checkpoint-<step>/` and renamed when complete, so a run killed while
-saving leaves no folder named `checkpoint-*` that is not complete; the temporary one is removed at the
-next start.
+A checkpoint is built in `OUT/.tmp-checkpoint-<step>/`, every file and folder of it flushed to disk
+(fsync), then renamed, and the rename flushed too: a run killed while saving, or a power cut, leaves no
+folder named `checkpoint-*` that is not complete; the temporary one is removed at the next start. A
+resumed run checks the manifest before loading (`verify_checkpoint`), so a damaged file (truncated,
+changed, missing) is found before torch reads it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -37,6 +41,7 @@ log = logging.getLogger(__name__)
 ORIGINAL_PROJECTOR_FILE = "mm_audio_aligner.bin"
 PROJECTOR_FILE = "projector.safetensors"
 STATE_FILE = "trainer_state.json"
+MANIFEST_FILE = "manifest.json"
 ACCELERATE_DIR = "accelerate"
 _CKPT_RE = re.compile(r"^checkpoint-(\d+)$")
 _ORIGINAL_PREFIX = "model.mm_audio_aligner.projector."
@@ -163,11 +168,16 @@ def read_state(checkpoint: Path) -> dict[str, Any]:
     return dict(json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8")))
 
 
-def rotate(out_dir: str | os.PathLike[str], keep: int | None) -> list[Path]:
-    """Delete all but the newest `keep` checkpoints; returns the deleted ones."""
+def rotate(out_dir: str | os.PathLike[str], keep: int | None, upto: int | None = None) -> list[Path]:
+    """Delete all but the newest `keep` checkpoints; returns the deleted ones.
+
+    With `upto` (the step just saved), only checkpoints up to that step count and can go: newer ones are
+    left by an earlier run that a resume passed over (damaged, or not loadable), the steps this run is
+    redoing; counting them would delete the good checkpoints just written.
+    """
     if not keep or keep < 1:
         return []
-    found = list_checkpoints(out_dir)
+    found = [p for p in list_checkpoints(out_dir) if upto is None or (checkpoint_step(p) or 0) <= upto]
     gone = found[:-keep]
     for p in gone:
         shutil.rmtree(p, ignore_errors=True)
@@ -190,12 +200,88 @@ def write_state(folder: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, folder / STATE_FILE)
 
 
+# ---- the manifest ----------------------------------------------------------------------------------
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _files(folder: Path) -> list[str]:
+    """Every file under `folder` but the manifest, as sorted '/'-separated relative paths."""
+    found = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
+    return sorted(f for f in found if f != MANIFEST_FILE)
+
+
+def write_manifest(folder: Path) -> None:
+    """manifest.json: {"files": {relative path: {"size", "sha256"}}} of every file in `folder`."""
+    files = {}
+    for rel in _files(folder):
+        path = folder / rel
+        files[rel] = {"size": path.stat().st_size, "sha256": file_sha256(path)}
+    text = json.dumps({"files": files}, indent=1, sort_keys=True)
+    (folder / MANIFEST_FILE).write_text(text, encoding="utf-8")
+
+
+def verify_checkpoint(folder: Path) -> str | None:
+    """None when every file the manifest lists is there with its size and checksum; else why not.
+
+    Sizes first (a truncated file costs no reading), then the checksums.
+    """
+    try:
+        manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
+        entries = {str(rel): (int(v["size"]), str(v["sha256"])) for rel, v in manifest["files"].items()}
+    except FileNotFoundError:
+        return f"no {MANIFEST_FILE} (written before checksums were kept, or not complete)"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        return f"{MANIFEST_FILE} is unreadable ({type(e).__name__}: {e})"
+    if STATE_FILE not in entries:
+        return f"{MANIFEST_FILE} does not list {STATE_FILE}"
+    for rel, (size, _) in entries.items():
+        path = folder / rel
+        if not path.is_file():
+            return f"{rel} is missing"
+        have = path.stat().st_size
+        if have != size:
+            return f"{rel} has {have} bytes, the manifest says {size} (truncated or changed)"
+    for rel, (_, digest) in entries.items():
+        if file_sha256(folder / rel) != digest:
+            return f"{rel} does not match its checksum (changed or damaged on disk)"
+    return None
+
+
+# ---- durable writes ---------------------------------------------------------------------------------
+def fsync_path(path: Path) -> None:
+    """Flush a file, or a folder's entries, to disk (folders only where the OS can open them: POSIX)."""
+    if path.is_dir() and os.name != "posix":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every file under `root`, then every folder, deepest first, `root` last."""
+    for dirpath, _, filenames in os.walk(root, topdown=False):
+        for name in filenames:
+            fsync_path(Path(dirpath) / name)
+        fsync_path(Path(dirpath))
+
+
 def publish(tmp: Path, final: Path) -> None:
-    """Rename a finished temporary folder into place (replacing an older folder of the same name)."""
+    """Flush a finished temporary folder to disk and rename it into place (replacing an older folder of
+    the same name); the parent folder is flushed after the rename, so the new name is durable too."""
+    fsync_tree(tmp)
     if final.exists():
         old = final.with_name(f".tmp-old-{final.name}")
         os.replace(final, old)
         os.replace(tmp, final)
+        fsync_path(final.parent)
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, final)
+        fsync_path(final.parent)

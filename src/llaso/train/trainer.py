@@ -7,8 +7,8 @@ AdamW without weight decay on biases and norms; a transformers schedule (cosine 
 stepped once per optimizer step; bf16/fp16 autocast from `loop.mixed_precision`.
 
 `train(cfg)` is the whole run, a `Trainer`: its setup (pre-flight check, model, data, optimizer), then
-`run()`: resume from the newest complete checkpoint of `output_dir`, the loop, checkpoints, the final
-folder. Where the run stands is a `LoopState`, the counters a checkpoint stores. See docs/training.md.
+`run()`: resume from the newest checkpoint of `output_dir` that verifies and loads, the loop, checkpoints,
+the final folder. Where the run stands is a `LoopState`, the counters a checkpoint stores. See docs/training.md.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,8 @@ from llaso.model.processing import LlasoProcessor
 from llaso.train.cache import FeatureCache, encode_windows, encoder_fingerprint, project_frames
 from llaso.train.checkpoint import (
     ACCELERATE_DIR,
-    latest_checkpoint,
+    fsync_path,
+    list_checkpoints,
     load_projector,
     lora_scaling,
     merge_lora_state_dict,
@@ -51,6 +53,8 @@ from llaso.train.checkpoint import (
     remove_partial,
     rotate,
     save_projector,
+    verify_checkpoint,
+    write_manifest,
     write_state,
 )
 from llaso.train.config import ConfigError, TrainConfig, dump_config
@@ -69,6 +73,10 @@ class PreflightError(ValueError):
 
 class TrainingOOMError(RuntimeError):
     """Out of memory on a batch; the message names its samples and their lengths."""
+
+
+class ResumeError(ValueError):
+    """No checkpoint could be loaded after a load had already begun to overwrite the model."""
 
 
 @dataclass
@@ -287,6 +295,10 @@ class TrainingModule(nn.Module):
         ]
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        loss, new = self._loss(batch)
+        return touch_trainable(self.model, loss), new
+
+    def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         model: Any = self.model
         if batch.get("dummy"):
             # An empty micro-batch (all its samples skipped): a zero loss that still touches the
@@ -330,6 +342,27 @@ class TrainingModule(nn.Module):
             use_cache=False,
         )
         return out.loss, new
+
+
+def touch_trainable(model: Any, loss: torch.Tensor) -> torch.Tensor:
+    """`loss`, plus a zero that reaches the trainable parameters when `loss` reaches none of them.
+
+    With only the projector training (stage 1), a text-only or dummy micro-batch never runs the projector,
+    so its loss has no gradient path and `backward` would fail. The zero runs the projector on one zero
+    frame group: backward then gives the projector zero gradients, the loss value is unchanged, and every
+    process of a DDP run still takes part in the same gradient reduction.
+    """
+    if loss.requires_grad or not torch.is_grad_enabled():
+        return loss
+    proj = getattr(model, "projector", None)
+    if proj is not None and any(p.requires_grad for p in proj.parameters()):
+        first = proj.net[0]
+        zeros = first.weight.new_zeros(1, proj.stack_factor, first.in_features // proj.stack_factor)
+        return loss + proj(zeros).float().sum() * 0.0
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        return loss
+    return loss + torch.stack([p.float().sum() for p in params]).sum() * 0.0
 
 
 def param_groups(
@@ -424,12 +457,58 @@ def _store_frames(cache: FeatureCache, batch: dict[str, Any], new_frames: list[t
 
 
 # ---- logging ---------------------------------------------------------------------------------------
+def trim_jsonl(path: Path, keep: Callable[[dict[str, Any]], bool]) -> int:
+    """Rewrite a JSONL log with only the records `keep` accepts; a line that is not a JSON object (one
+    cut short by a kill) goes too. Atomic: a temporary file, flushed to disk, renamed. Rewrites only when
+    something goes or the last line lacks its newline; returns the number of lines dropped."""
+    if not path.is_file():
+        return 0
+    text = path.read_text(encoding="utf-8", errors="replace")
+    kept, dropped = [], 0
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            rec = None
+        if isinstance(rec, dict) and keep(rec):
+            kept.append(line)
+        else:
+            dropped += 1
+    if dropped or (text and not text.endswith("\n")):
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write("".join(line + "\n" for line in kept))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_path(path.parent)
+    return dropped
+
+
+def _step_at_most(limit: int) -> Callable[[dict[str, Any]], bool]:
+    def keep(rec: dict[str, Any]) -> bool:
+        step = rec.get("step")
+        return not isinstance(step, (int, float)) or step <= limit
+
+    return keep
+
+
 class _RunLog:
     """train_log.jsonl (one record per logged step and per event), skipped.jsonl, and tensorboard
-    scalars; all of it written by the main process only."""
+    scalars; all of it written by the main process only.
 
-    def __init__(self, out: Path, enabled: bool, tensorboard: bool | None) -> None:
+    A run that starts at step k (a resume, or 0) first drops what an earlier run logged after step k, the
+    steps it is about to redo: train_log.jsonl keeps the records of steps <= k, skipped.jsonl (whose `step`
+    counts the steps done before the skip) those of steps < k. Each step is then logged exactly once."""
+
+    def __init__(self, out: Path, enabled: bool, tensorboard: bool | None, start_step: int = 0) -> None:
         self.enabled = enabled
+        if enabled:
+            for name, limit in ((LOG_FILE, start_step), (SKIPPED_FILE, start_step - 1)):
+                if n := trim_jsonl(out / name, _step_at_most(limit)):
+                    log.info(
+                        "%s: dropped %d line(s) unreadable or after step %d (redone now)", name, n, limit
+                    )
         self.file = (out / LOG_FILE).open("a", encoding="utf-8") if enabled else None
         self.skips = (out / SKIPPED_FILE).open("a", encoding="utf-8") if enabled else None
         self.tb = None
@@ -491,7 +570,7 @@ class _Throughput:
 class Trainer:
     """One training run. `Trainer(cfg)` is the setup: accelerator, output folder, pre-flight check, model,
     data, optimizer and schedule (prepared by accelerate). `run()` is the rest: `_resume` from the newest
-    complete checkpoint, then per micro-batch `_accumulate`, per optimizer step `_end_step` (which calls
+    checkpoint that verifies, then per micro-batch `_accumulate`, per optimizer step `_end_step` (which calls
     `_log`) and `_save` every `save.steps`, and `_finish` (the final folder)."""
 
     logger: _RunLog  # opened by run()
@@ -537,6 +616,7 @@ class Trainer:
         self.params = [p for p in self.module.parameters() if p.requires_grad]
         self.dummy = _dummy_batch(self.processor)
         self.state = LoopState()
+        self.passed_over: list[dict[str, str]] = []  # checkpoints the resume could not use, with the reason
         self.tally = StepTally()
         self.result = TrainResult(total_steps=self.total_steps, output_dir=str(self.out))
 
@@ -602,19 +682,20 @@ class Trainer:
 
     # ---- the run ----
     def run(self, *, resume: bool = True) -> TrainResult:
-        """Train to the last step, from the newest complete checkpoint of output_dir with `resume`."""
+        """Train to the last step, from the newest checkpoint of output_dir that verifies with `resume`."""
         ckpt = self._resume() if resume else None
-        self.logger = _RunLog(self.out, self.main, self.cfg.log.tensorboard)
-        self.logger.record(
-            {
-                "event": "resume" if ckpt else "start",
-                "step": self.state.global_step,
-                "total_steps": self.total_steps,
-                "processes": self.plan.world_size,
-                "mega_batch": self.plan.mega_batch,
-                "trainable_parameters": self.n_trainable,
-            }
-        )
+        self.logger = _RunLog(self.out, self.main, self.cfg.log.tensorboard, self.state.global_step)
+        event: dict[str, Any] = {
+            "event": "resume" if ckpt else "start",
+            "step": self.state.global_step,
+            "total_steps": self.total_steps,
+            "processes": self.plan.world_size,
+            "mega_batch": self.plan.mega_batch,
+            "trainable_parameters": self.n_trainable,
+        }
+        if self.passed_over:
+            event["skipped_checkpoints"] = self.passed_over
+        self.logger.record(event)
         show = self.main and self.cfg.log.progress
         self.bar = progress_bar(
             desc=f"train {self.cfg.stage}", unit="step", total=self.total_steps, disable=not show
@@ -634,24 +715,71 @@ class Trainer:
         return self.result
 
     def _resume(self) -> Path | None:
-        """Load the newest complete checkpoint (weights, optimizer, schedule, RNG, loop state), if any."""
-        ckpt = latest_checkpoint(self.out)
-        if ckpt is None:
-            return None
-        saved = read_state(ckpt)
+        """Load the newest checkpoint that verifies against its manifest and loads (weights, optimizer,
+        schedule, RNG, loop state), if any. Each one passed over is logged with the reason and kept in
+        `passed_over` (the resume event of train_log.jsonl lists them)."""
+        load_failed = False
+        for ckpt in reversed(list_checkpoints(self.out)):
+            why = self._main_says(verify_checkpoint(ckpt) if self.main else None)
+            if why is None:
+                saved = read_state(ckpt)
+                self._check_layout(ckpt, saved)
+                why = self._load_state(ckpt)
+                load_failed = load_failed or why is not None
+            if why is None:
+                st = self.state = LoopState.from_saved(saved)
+                self.result.resumed_from = str(ckpt)
+                log.info(
+                    "resuming from %s (step %d, epoch %d, micro-batch %d)",
+                    ckpt,
+                    st.global_step,
+                    st.epoch,
+                    st.micro,
+                )
+                return ckpt
+            log.warning("skipping checkpoint %s: %s", ckpt, why)
+            self.passed_over.append({"checkpoint": ckpt.name, "reason": why})
+        if load_failed:
+            raise ResumeError(
+                f"no checkpoint in {self.out} could be loaded ("
+                + "; ".join(f"{c['checkpoint']}: {c['reason']}" for c in self.passed_over)
+                + "), and a failed load has already overwritten part of the model: move those folders "
+                "away, or start over with --no-resume"
+            )
+        if self.passed_over:
+            log.warning("no checkpoint in %s verifies: starting from step 0", self.out)
+        return None
+
+    def _check_layout(self, ckpt: Path, saved: dict[str, Any]) -> None:
         if saved.get("mega_batch") != self.plan.mega_batch:
             raise ConfigError(
                 f"{ckpt} was written with {saved.get('mega_batch')} samples per optimizer step, this run has "
                 f"{self.plan.mega_batch} (processes × batch × grad_accum): the data order would differ; use "
                 "the same layout or a new output_dir"
             )
-        self.accelerator.load_state(str(ckpt / ACCELERATE_DIR))
-        st = self.state = LoopState.from_saved(saved)
-        self.result.resumed_from = str(ckpt)
-        log.info(
-            "resuming from %s (step %d, epoch %d, micro-batch %d)", ckpt, st.global_step, st.epoch, st.micro
-        )
-        return ckpt
+
+    def _load_state(self, ckpt: Path) -> str | None:
+        """Load a checkpoint's accelerate state; why it failed, if it failed on any process (then every
+        process passes it over together)."""
+        why = None
+        try:
+            self.accelerator.load_state(str(ckpt / ACCELERATE_DIR))
+        except Exception as e:  # whatever torch or safetensors raise on a bad file: fall back, named
+            first = (str(e).strip().splitlines() or [""])[0][:160]
+            why = f"loading failed ({type(e).__name__}: {first})"
+        if self.accelerator.num_processes > 1:
+            failed = torch.tensor([float(why is not None)], device=self.accelerator.device)
+            if float(self.accelerator.reduce(failed, reduction="sum")[0]) > 0 and why is None:
+                why = "loading failed on another process"
+        return why
+
+    def _main_says(self, value: Any) -> Any:
+        """The main process's `value`, on every process."""
+        if self.accelerator.num_processes == 1:
+            return value
+        box = [value]
+        broadcast_object_list(box)
+        return box[0]
 
     def _train_epoch(self) -> None:
         """The current epoch's micro-batches from the current position; stops at the run's last step."""
@@ -758,13 +886,15 @@ class Trainer:
 
     def _save(self, *, final: bool = False) -> None:
         """OUT/checkpoint-<step> (with the accelerate state and trainer_state.json) or OUT/final, built in a
-        temporary folder and renamed when complete (see llaso.train.checkpoint)."""
+        temporary folder, its manifest written last, flushed to disk and renamed (see
+        llaso.train.checkpoint)."""
         acc = self.accelerator
         name = "final" if final else f"checkpoint-{self.state.global_step}"
         tmp = self.out / f".tmp-{name}"
         if not final:
             acc.save_state(str(tmp / ACCELERATE_DIR))  # every process takes part (sharded engines)
         full = acc.get_state_dict(self.module)
+        acc.wait_for_everyone()  # every process's files are written before the manifest reads them
         if acc.is_main_process:
             tmp.mkdir(parents=True, exist_ok=True)
             inner = acc.unwrap_model(self.module).model
@@ -776,9 +906,10 @@ class Trainer:
             inner.save_pretrained(str(tmp), state_dict=dict(sd), safe_serialization=True)
             self.processor.save_pretrained(str(tmp))
             write_state(tmp, self._saved_state())
+            write_manifest(tmp)
             publish(tmp, self.out / name)
             if not final:
-                rotate(self.out, self.cfg.save.total_limit)
+                rotate(self.out, self.cfg.save.total_limit, upto=self.state.global_step)
         acc.wait_for_everyone()
 
     def _saved_state(self) -> dict[str, Any]:

@@ -36,6 +36,7 @@ class AccentDB(Adapter):
                 continue
             found = True
             meta = {"speaker_id": parts[-2], "clip_id": path.stem}
-            yield self.item("AR", path.stem, rel(path, root), label, meta)
+            speaker = f"{parts[-3]}/{parts[-2]}"  # speaker_01 of each accent is a different person
+            yield self.item("AR", path.stem, rel(path, root), label, meta, speaker=speaker)
         if not found:
             log.missing(root / "data", "no <accent>/speaker_<nn>/*.wav files found")

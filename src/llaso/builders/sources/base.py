@@ -213,9 +213,12 @@ class Adapter:
         metadata: dict[str, Any],
         *,
         split: str | None = None,
+        speaker: str | None = None,
+        session: str | None = None,
     ) -> Item:
         """An item of `task` with the id `<corpus>_<task>_<key>` (unique per corpus and task), labelled by the
-        registry source this adapter reads for `task`."""
+        registry source this adapter reads for `task`. `speaker` and `session` steer the eval split: give
+        them whenever the corpus knows them."""
         return Item(
             id=f"{self.name}_{task}_{key}",
             task=task,
@@ -224,6 +227,8 @@ class Adapter:
             answer=answer,
             metadata=metadata,
             split=split,
+            speaker=speaker,
+            session=session,
         )
 
     def check_task(self, task: str) -> str:

@@ -105,7 +105,10 @@ class CommonVoice(Adapter):
             del meta[TASK_FIELD[task]]
             meta["sentence"] = row.get("sentence", "")
             path = row["path"] if row["path"].endswith((".mp3", ".wav", ".flac")) else row["path"] + ".mp3"
-            yield self.item(task, Path(path).stem, f"clips/{path}", answer, meta, split=split)
+            speaker = row.get("client_id") or None
+            yield self.item(
+                task, Path(path).stem, f"clips/{path}", answer, meta, split=split, speaker=speaker
+            )
 
     @staticmethod
     def _accent(raw: str, labels: object) -> str | None:

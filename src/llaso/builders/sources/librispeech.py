@@ -70,4 +70,5 @@ class LibriSpeech(Adapter):
                     answer=sentence_case(words),
                     metadata=meta,
                     split=split,
+                    speaker=parts[0],
                 )

@@ -4,8 +4,9 @@ Layout read: one `.csv` or `.tsv` file (the path given as the root; a folder is 
 / `manifest.tsv`) with a header. Required columns: `audio` (a path relative to the manifest's folder),
 `task` (a registry abbreviation), `answer` (written as it should appear in the gpt turn). Optional: `id`,
 `source` (a registry source name of the task; needed when the task has several and the label set matters),
-`text_input` (the text an (a,t) instruction applies to), `split`; every other non-empty column goes into the
-metadata. Rows with an unknown task, no audio, no answer, or — for a closed source — an answer outside the
+`text_input` (the text an (a,t) instruction applies to), `split`, `speaker` and `session` (a dialogue or
+recording session), which steer the eval split (speaker-level tasks are held out by speaker, SV by session)
+and are also kept in the metadata; every other non-empty column goes into the metadata too. Rows with an unknown task, no audio, no answer, or — for a closed source — an answer outside the
 source's label set (compared without a final period) are skipped and counted.
 """
 
@@ -87,4 +88,6 @@ class Manifest(Adapter):
                 text_input=row.get("text_input") or None,
                 metadata=meta,
                 split=row.get("split") or None,
+                speaker=row.get("speaker") or None,
+                session=row.get("session") or None,
             )

@@ -99,5 +99,12 @@ class MELD(Adapter):
                 }
                 del meta[TASK_FIELD[task]]
                 yield self.item(
-                    task, f"{split}_{key}", rel(path, root), with_period(label), meta, split=split
+                    task,
+                    f"{split}_{key}",
+                    rel(path, root),
+                    with_period(label),
+                    meta,
+                    split=split,
+                    speaker=speaker or None,
+                    session=f"{split}_dia{d}",
                 )

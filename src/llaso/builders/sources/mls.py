@@ -88,4 +88,4 @@ class MLSEnglish(Adapter):
                 meta: dict[str, object] = {"index": index, "speaker_id": spk, "book_id": book}
                 if spk in genders:
                     meta["gender"] = genders[spk]
-                yield self.item(task, uid, rel(audio, root), answer, meta, split=tp.parent.name)
+                yield self.item(task, uid, rel(audio, root), answer, meta, split=tp.parent.name, speaker=spk)

@@ -2,7 +2,9 @@
 
 Layout read: `<root>/nsynth-{train,valid,test}/examples.json` (a dict keyed by note_str:
 `{"instrument_family_str": "bass", "instrument_source_str": "acoustic", "pitch": 22, "velocity": 75, ...}`)
-with audio `<split>/audio/<note_str>.wav`; `root` may also be one split folder.
+with audio `nsynth-<split>/audio/<note_str>.wav`. `root` is the folder that holds the `nsynth-<split>/`
+folders extracted from `nsynth-<split>.jsonwav.tar.gz` (every split found under it is read), or one
+`nsynth-<split>/` folder itself (that split only); not its `audio/` folder, which has no examples.json.
 
 Answers without a period, as the release writes NSynth: family → "Bass" … "Synth lead" (from
 `synth_lead`), source → "Acoustic"/"Electronic"/"Synthetic", pitch → the MIDI number ("68"), velocity →
@@ -32,7 +34,11 @@ class NSynth(Adapter):
         task = self.check_task(task)
         files = find_files(root, ["examples.json"])
         if not files:
-            log.missing(root / "examples.json", "no examples.json found")
+            log.missing(
+                root / "examples.json",
+                "no examples.json found: the root must be the folder holding nsynth-<split>/ "
+                "(or one nsynth-<split>/ folder), not its audio/ folder",
+            )
         labels = self.labels(task) if task in ("IC", "ISC", "VC") else None
         for ex_path in files:
             text = read_text(ex_path, log)

@@ -45,6 +45,9 @@ class SpeechCommands(Adapter):
             relpath = rel(path, root)
             split = split_of.get(relpath, "train")
             meta = {"speaker": path.stem.split("_")[0], "split": split}
-            yield self.item("SCR", f"{parts[0]}_{path.stem}", relpath, with_period(label), meta, split=split)
+            key = f"{parts[0]}_{path.stem}"
+            yield self.item(
+                "SCR", key, relpath, with_period(label), meta, split=split, speaker=meta["speaker"]
+            )
         if not found:
             log.missing(root, "no <word>/*.wav files found")

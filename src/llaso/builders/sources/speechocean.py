@@ -90,4 +90,5 @@ class SpeechOcean762(Adapter):
                     log.malformed(spath, f"{utt}: incomplete scores ({e})")
                     continue
                 meta = {"words": words, "speaker": spk.get(utt, "")}
-                yield self.item(task, utt, Path(wav).as_posix(), answer, meta, split=split)
+                speaker = spk.get(utt) or None
+                yield self.item(task, utt, Path(wav).as_posix(), answer, meta, split=split, speaker=speaker)

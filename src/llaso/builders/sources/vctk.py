@@ -123,7 +123,7 @@ class VCTK(Adapter):
             if answer is None:
                 log.skip(f"VCTK {task}: no registry label for speaker {spk}")
                 continue
-            yield self.item(task, path.stem, rel(path, root), with_period(answer), meta)
+            yield self.item(task, path.stem, rel(path, root), with_period(answer), meta, speaker=spk)
 
     def _asr(self, root: Path, adir: Path, is_092: bool, log: IssueLog) -> Iterator[Item]:
         tdir = root / "txt"
@@ -139,4 +139,4 @@ class VCTK(Adapter):
             spk, utt = tp.parent.name, tp.stem
             audio = adir / spk / (f"{utt}_{self.mics[0]}.flac" if is_092 else f"{utt}.wav")
             meta = {"speaker_id": spk, "clip_id": audio.name}
-            yield self.item("ASR", utt, rel(audio, root), sentence_case(text), meta)
+            yield self.item("ASR", utt, rel(audio, root), sentence_case(text), meta, speaker=spk)

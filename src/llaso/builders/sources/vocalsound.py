@@ -121,6 +121,6 @@ class VocalSound(Adapter):
             if answer is None:
                 log.skip(f"VocalSound {task}: no label (or age outside the registry range)")
                 continue
-            yield self.item(task, path.stem, rel(path, root), answer, meta)
+            yield self.item(task, path.stem, rel(path, root), answer, meta, speaker=spk)
         if not found:
             log.missing(adir, "no <f|m><spk>_<n>_<sound>.wav files found")

@@ -63,6 +63,6 @@ class VoxCeleb(Adapter):
                 continue
             relpath = rel(path, root)
             key = relpath.replace("/", "_").rsplit(".", 1)[0]
-            yield self.item("SGC", key, relpath, with_period(found["gender"]), dict(found))
+            yield self.item("SGC", key, relpath, with_period(found["gender"]), dict(found), speaker=spk)
         if not found_audio:
             log.missing(root / "wav", "no <speaker id>/<video>/<n>.wav files found")
