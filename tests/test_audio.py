@@ -3,9 +3,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from llaso.train.data import Skipped, TrainDataset
 
 from conftest import make_record
 from helpers.audio import sine
+from helpers.timeout import time_bound
 from helpers.train import TINY, TINY_CONFIG
 
 
@@ -157,20 +157,9 @@ def test_probe_many_survives_unexpected_exceptions(tmp_path: Path) -> None:
 
 
 # ---- opening: regular files only, with a size bound ------------------------------------------------------
-@contextlib.contextmanager
-def no_hang(seconds: int = 10) -> Iterator[None]:
+def no_hang(seconds: int = 10) -> contextlib.AbstractContextManager[None]:
     """Fail instead of hanging: a reader blocked in open(2) on a FIFO gets SIGALRM and raises."""
-
-    def fire(signum: int, frame: object) -> None:
-        raise TimeoutError(f"still blocked after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, fire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+    return time_bound(seconds, TimeoutError, f"still blocked after {seconds} s")
 
 
 @pytest.mark.parametrize("reader", [probe_audio, load_audio, audio_duration])

@@ -12,10 +12,9 @@ from __future__ import annotations
 import codecs
 import json
 import os
-import signal
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -29,6 +28,8 @@ from llaso.corpus.validate import Code, validate_paths
 from llaso.evaluate.reading import read_prediction_file
 from llaso.schema import Sample, SampleError, json_value_problem
 from llaso.tasks import load_registry
+
+from helpers.timeout import time_bound
 
 EXAMPLES = int(os.environ.get("LLASO_FUZZ_EXAMPLES", "0"))
 HANG_SECONDS = 30  # one input that takes this long is a hang (the slowest take well under a second)
@@ -45,18 +46,8 @@ def _fuzz(n: int) -> Callable[[Any], Any]:
     )
 
 
-@contextmanager
-def watchdog(seconds: int = HANG_SECONDS) -> Iterator[None]:
-    def hang(signum: int, frame: object) -> None:
-        raise AssertionError(f"hang: one input took more than {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, hang)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+def watchdog(seconds: int = HANG_SECONDS) -> AbstractContextManager[None]:
+    return time_bound(seconds, AssertionError, f"hang: one input took more than {seconds} s")
 
 
 @pytest.fixture(scope="module")

@@ -11,25 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from llaso.cli import main
 from llaso.corpus.jsonio import iter_records, write_records
 from llaso.infer.chat import chat_prompt
 from llaso.infer.run import InferOptions, NotALlasoModel, load_model, run_inference
-from llaso.model.modeling import build_tiny_llaso
+
+from helpers.model import save_tiny_model
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("model")
-    model, proc = build_tiny_llaso(audio_token_mode="lean", stack_factor=2, seed=3)
-    with torch.no_grad():  # make the outputs depend on the input, so that comparisons are not vacuous
-        for p in model.parameters():
-            p.mul_(4.0)
-    model.save_pretrained(d)
-    proc.save_pretrained(d)
-    return d
+    return save_tiny_model(tmp_path_factory.mktemp("model"))
 
 
 def _corpus(root: Path, n_gender: int = 6, n_asr: int = 5) -> Path:

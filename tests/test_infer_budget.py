@@ -13,17 +13,14 @@ import torch
 
 from llaso.corpus.jsonio import iter_records, write_records
 from llaso.infer.run import InferOptions, load_model, run_inference
-from llaso.model.modeling import build_tiny_llaso
 from llaso.tasks.registry import load_registry
+
+from helpers.model import save_tiny_model
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("model")
-    model, proc = build_tiny_llaso(audio_token_mode="lean", stack_factor=2, seed=3)
-    model.save_pretrained(d)
-    proc.save_pretrained(d)
-    return d
+    return save_tiny_model(tmp_path_factory.mktemp("model"), sharpen=False)
 
 
 def _item(i: int, prompt: str, ref: str, **extra: Any) -> dict[str, Any]:

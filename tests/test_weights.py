@@ -561,7 +561,8 @@ def imported(weights_root: Path) -> Any:
 
 @pytest.fixture(scope="session")
 def librivox(request: pytest.FixtureRequest) -> list[tuple[Path, str]]:
-    cache = request.config.cache.mkdir("llaso-pocketsphinx") if request.config.cache else None
+    store = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    cache = store.mkdir("llaso-pocketsphinx") if store else None
     return librivox_utterances(fetch_pocketsphinx_testdata(cache))
 
 
