@@ -268,7 +268,7 @@ def test_what_a_kill_left_beside_a_complete_output_is_removed(loaded: tuple[Any,
     done = store.load()
     store.add((k, v.budget, v.record) for k, v in done.items())  # the log the kill left
     store.close()
-    partial = out / f".{NAME}.jsonl.x1y2z3.partial"
+    partial = out / f".{NAME}.jsonl.x1y2z3ab.partial"  # named as mkstemp names them
     partial.write_text("[half")
     assert store.log_path.exists()
     assert _infer(loaded, root, [data], out)[f"{NAME}.json"]["skipped"] == 3

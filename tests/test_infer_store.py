@@ -153,7 +153,7 @@ def test_a_crash_between_the_sidecar_and_the_final_file_loses_nothing(
 
 def test_a_final_file_changed_by_hand_is_refused_and_partials_are_cleaned(tmp_path: Path) -> None:
     store = _complete(tmp_path, 2)
-    stale = tmp_path / f".{store.final_path.name}.abc123.partial"
+    stale = tmp_path / f".{store.final_path.name}.abc12345.partial"  # named as mkstemp names them
     stale.write_text("half a file")
     store.final_path.write_text(store.final_path.read_text().replace('"a0"', '"edited"'))
     with pytest.raises(StoreMismatch, match="changed after llaso infer wrote it"):

@@ -34,7 +34,7 @@ from llaso.train.config import TrainConfig, load_config
 from llaso.train.data import BatchPlan, modality_length, modality_type
 from llaso.train.trainer import LOG_FILE, SKIPPED_FILE, ResumeError, TrainingModule, train, trim_jsonl
 
-from helpers.train import TINY, TINY_CONFIG, make_corpus
+from helpers.train import TINY, TINY_CONFIG, ddp_worker, make_corpus
 
 
 def make_config(root: Path, corpus: Path, out: Path, overrides: tuple[str, ...] = ()) -> TrainConfig:
@@ -307,22 +307,6 @@ def test_stage_1_goes_on_through_text_only_and_all_skipped_micro_batches(tmp_pat
     assert moved == {k for k in res.model.state_dict() if k.startswith("projector.")}
 
 
-def _ddp_worker(rank: int, cfg_path: str, port: int, out: str) -> None:
-    os.environ.update(
-        {
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-            "RANK": str(rank),
-            "LOCAL_RANK": str(rank),
-            "WORLD_SIZE": "2",
-        }
-    )
-    torch.set_num_threads(1)
-    res = train(load_config(cfg_path))
-    sd = {k: v.detach().clone() for k, v in res.model.state_dict().items()}
-    torch.save({"state": sd, "steps": res.global_step}, Path(out) / f"rank{rank}.pt")
-
-
 def test_stage_1_ddp_stays_in_step_when_one_process_has_only_text(tmp_path: Path) -> None:
     corpus = make_corpus(tmp_path / "c", n=4, text_only=4)
     overrides = (
@@ -354,7 +338,7 @@ def test_stage_1_ddp_stays_in_step_when_one_process_has_only_text(tmp_path: Path
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(str(cfg_path), port, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(ddp_worker, args=(str(cfg_path), port, str(tmp_path)), nprocs=2, join=True)
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert r0["steps"] == r1["steps"] == 4

@@ -21,7 +21,7 @@ from llaso.train.checkpoint import ORIGINAL_PROJECTOR_FILE, PROJECTOR_FILE, list
 from llaso.train.config import load_config
 from llaso.train.trainer import PreflightError, TrainingModule, TrainingOOMError, train
 
-from helpers.train import TINY, TINY_CONFIG, make_corpus
+from helpers.train import TINY, TINY_CONFIG, ddp_worker, make_corpus
 
 
 def write_config(root: Path, corpus: Path, stage: str = "align", **sections: Any) -> Path:
@@ -255,22 +255,6 @@ def test_out_of_memory_names_the_samples(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 # ---- several processes ---------------------------------------------------------------------------
-def _ddp_worker(rank: int, cfg_path: str, port: int, out: str) -> None:
-    os.environ.update(
-        {
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-            "RANK": str(rank),
-            "LOCAL_RANK": str(rank),
-            "WORLD_SIZE": "2",
-        }
-    )
-    torch.set_num_threads(1)
-    res = train(load_config(cfg_path, ["save.final=false"]))
-    sd = {k: v.detach().clone() for k, v in res.model.state_dict().items()}
-    torch.save({"state": sd, "steps": res.global_step, "samples": res.samples}, Path(out) / f"rank{rank}.pt")
-
-
 def test_two_process_ddp_ends_with_identical_weights(tmp_path: Path) -> None:
     import socket
 
@@ -281,7 +265,7 @@ def test_two_process_ddp_ends_with_identical_weights(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(str(cfg), port, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(ddp_worker, args=(str(cfg), port, str(tmp_path), ("save.final=false",)), nprocs=2, join=True)
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert r0["steps"] == r1["steps"] == 2 and r0["samples"] == 16  # 18 samples, 8 per step, 2 steps

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import soundfile as sf
+import torch
 
 from llaso.corpus.jsonio import write_records
+from llaso.train.config import load_config
+from llaso.train.trainer import train
 
 TINY: dict[str, Any] = {
     "seed": 0,
@@ -81,3 +85,21 @@ def make_corpus(
         )
     write_records(root / "train.json", recs)
     return root / "train.json"
+
+
+def ddp_worker(rank: int, cfg_path: str, port: int, out: str, overrides: tuple[str, ...] = ()) -> None:
+    """One of two DDP processes (for `torch.multiprocessing.spawn`): trains the config and saves its
+    weights, steps and samples to OUT/rank<N>.pt for the test to compare."""
+    os.environ.update(
+        {
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": "2",
+        }
+    )
+    torch.set_num_threads(1)
+    res = train(load_config(cfg_path, list(overrides)))
+    sd = {k: v.detach().clone() for k, v in res.model.state_dict().items()}
+    torch.save({"state": sd, "steps": res.global_step, "samples": res.samples}, Path(out) / f"rank{rank}.pt")

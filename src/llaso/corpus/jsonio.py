@@ -427,7 +427,7 @@ def _make_temp(target: Path) -> tuple[int, str]:
     """A temporary file beside `target`, locked while its writer lives, with the permissions a plain
     `open(target, "w")` would give (mkstemp makes it private, 0600, which the renamed output would keep).
     Temporary files of the same target that a killed writer left are removed first."""
-    _remove_stale_temps(target)
+    remove_stale_temps(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     with contextlib.suppress(OSError):  # a file system without locks: written and renamed all the same
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -437,7 +437,7 @@ def _make_temp(target: Path) -> tuple[int, str]:
     return fd, tmp
 
 
-def _remove_stale_temps(target: Path) -> None:
+def remove_stale_temps(target: Path) -> None:
     """Remove `.NAME.XXXXXXXX.partial` files of `target` whose writer is gone. A writer holds the lock of
     its file until the rename, and the system drops it when the process dies, so a file whose lock can be
     taken is left over from a killed write; one still locked belongs to a live writer and stays."""

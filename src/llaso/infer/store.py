@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from llaso.corpus.jsonio import AtomicWriter, iter_records, write_json_atomic
+from llaso.corpus.jsonio import AtomicWriter, iter_records, remove_stale_temps, write_json_atomic
 from llaso.schema import PREDICTION_KEYS
 
 ERROR_KEY = "error"
@@ -283,7 +283,6 @@ class ResultStore:
         digest = hashlib.sha256()
         for line in lines:
             digest.update((line + "\n").encode("utf-8"))
-        self._remove_partials()
         side = {
             SIDECAR_KEY: STORE_VERSION,
             "settings": self.settings,
@@ -304,13 +303,9 @@ class ResultStore:
         (killed before they were removed) and temporary files of an interrupted write."""
         for log_path in self._logs():
             log_path.unlink(missing_ok=True)
-        self._remove_partials()
-
-    def _remove_partials(self) -> None:
-        """Temporary files a kill left during an earlier final write (they never become outputs)."""
+        # a final write cleans them itself (AtomicWriter); here nothing is written
         for target in (self.final_path, self.sidecar_path):
-            for p in self.out_dir.glob(f".{target.name}.*.partial"):
-                p.unlink(missing_ok=True)
+            remove_stale_temps(target)
 
     def close(self) -> None:
         if self._log is not None:
