@@ -1,55 +1,88 @@
-"""Benchmark: score every prediction file of one system with all metrics but the judge, print the wall time.
+"""Benchmark: score every prediction file of one system and write its results, print the wall time.
 
-    .venv/bin/python benchmarks/bench_eval.py [SYSTEM_DIR] [--repeat N]
+    .venv/bin/python benchmarks/bench_eval.py [SYSTEM_DIR] [--repeat N] [--other-src DIR]
 
-SYSTEM_DIR defaults to ../shared/llaso-results/LLaSO-Base. Judge scores are not computed (the folder's
-published gpt_result/ records are ignored), so open answers get the reference-based fallback. Each repeat
-starts with an empty normalizer memo, so every run does the full work.
+SYSTEM_DIR defaults to ../shared/llaso-results/LLaSO-Base. Each run is a fresh process that imports llaso,
+then times (in-process, imports excluded) scoring with the folder's published judge records, and writing
+results.json plus, where the tree has them, the per-item records (items.jsonl) with the bootstrap
+intervals; the chart and HTML pages are not part of it. With `--other-src DIR` (the `src/` of another
+checkout, e.g. `git worktree add /tmp/old REV`), the two trees run alternately in one loop, so the
+machine's load falls on both alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import time
+import statistics
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "llaso-results" / "LLaSO-Base"
+
+# Run in the child: works with trees before and after per-item records and intervals.
+CHILD = """
+import sys, time
+from pathlib import Path
+from llaso.corpus.jsonio import write_json_atomic
+from llaso.evaluate import report, scoring
+from llaso.tasks.registry import load_registry
+system, out = Path(sys.argv[1]), Path(sys.argv[2])
+registry = load_registry()
+t = time.perf_counter()
+s = scoring.score_system([system], registry, options=scoring.ScoreOptions(progress=False))
+try:
+    from llaso.evaluate.items import write_items
+    write_items(out / "items.jsonl", [s])
+    items = sum(len(f.items) for f in s.files)
+except ImportError:
+    items = 0
+write_json_atomic(out / "results.json", report.results_document([s], scoring.ScoreOptions(), "absolute"))
+print(f"{time.perf_counter() - t:.4f} {sum(f.n for f in s.files)} {items}")
+"""
+
+
+def run_once(src: str, system: Path) -> tuple[float, int, int]:
+    with tempfile.TemporaryDirectory() as out:
+        env = {**os.environ, "PYTHONPATH": src, "HF_HUB_OFFLINE": "1"}
+        got = subprocess.run(
+            [sys.executable, "-c", CHILD, str(system), out],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+    seconds, records, items = got.stdout.split()
+    return float(seconds), int(records), int(items)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("system", nargs="?", type=Path, default=DEFAULT)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--workers", type=int, default=None, help="normalizer processes (default: min(2, cores))")
+    ap.add_argument("--other-src", type=Path, help="also time the llaso package under this src/ folder")
     args = ap.parse_args()
     if not args.system.is_dir():
         raise SystemExit(f"{args.system}: not found")
-
-    t0 = time.perf_counter()
-    from llaso.evaluate.metrics import text_metrics
-    from llaso.evaluate.scoring import ScoreOptions, score_system
-    from llaso.tasks.registry import load_registry
-
-    registry = load_registry()
-    print(f"imports + registry: {time.perf_counter() - t0:.2f} s; cores: {os.cpu_count()}")
-    times = []
+    trees = {"this tree": str(Path(__file__).resolve().parents[1] / "src")}
+    if args.other_src:
+        trees[str(args.other_src)] = str(args.other_src.resolve())
+    times: dict[str, list[float]] = {name: [] for name in trees}
+    shape: dict[str, tuple[int, int]] = {}
     for _ in range(args.repeat):
-        text_metrics._MEMO.clear()
-        t = time.perf_counter()
-        s = score_system(
-            [args.system],
-            registry,
-            use_published=False,
-            options=ScoreOptions(progress=False, workers=args.workers),
+        for name, src in trees.items():
+            seconds, records, items = run_once(src, args.system)
+            times[name].append(seconds)
+            shape[name] = (records, items)
+    print(f"{args.system.name}; cores: {os.cpu_count()}")
+    for name, ts in times.items():
+        records, items = shape[name]
+        print(
+            f"{name}: {records} records, {items} item records; median {statistics.median(ts):.2f} s, "
+            f"best {min(ts):.2f} s ({', '.join(f'{x:.2f}' for x in ts)})"
         )
-        times.append(time.perf_counter() - t)
-    n = sum(f.n for f in s.files)
-    print(
-        f"{s.name}: {len(s.files)} files, {n} records; wall time per run: "
-        + ", ".join(f"{x:.2f}" for x in times)
-        + f" s (best {min(times):.2f} s)"
-    )
 
 
 if __name__ == "__main__":

@@ -165,15 +165,31 @@ def test_aqa_judge_by_configuration(scored):
 
 
 def test_numeric_mae_and_unparsable(scored):
+    """`mae_compat` is the original's figure (unparsable answers dropped); `mae`, the default, charges each
+    unparsable answer the worst error, so Qwen2-Audio's PP, a number in 41 of 112 answers, is no longer
+    rewarded for the 71 it did not give (normalized 0.85 under the original rule, 0.50 now)."""
     base, qwen = scored["LLaSO-Base"], scored["Qwen2-Audio"]
-    assert base.tasks["PP"]["mae"] == pytest.approx(8.0, abs=0.05) and base.tasks["PP"]["unparsable"] == 0
-    assert qwen.tasks["PP"]["mae"] == pytest.approx(19.0, abs=0.05) and qwen.tasks["PP"]["unparsable"] == 71
+    assert (
+        base.tasks["PP"]["mae_compat"] == pytest.approx(8.0, abs=0.05) and base.tasks["PP"]["unparsable"] == 0
+    )
+    assert base.tasks["PP"]["mae"] == base.tasks["PP"]["mae_compat"]  # nothing to charge
+    assert (
+        qwen.tasks["PP"]["mae_compat"] == pytest.approx(19.0, abs=0.05)
+        and qwen.tasks["PP"]["unparsable"] == 71
+    )
+    assert qwen.tasks["PP"]["mae"] == pytest.approx(63.5, abs=0.05)
+    assert qwen.tasks["PP"]["normalized"] == pytest.approx(0.50, abs=0.005)
+    assert qwen.tasks["PP"]["denominator"]["scored"] == 112
     age = {
         s.name: next(f for f in s.files if f.file.startswith("vocalsound_age")).metrics for s in (base, qwen)
     }
-    assert age["LLaSO-Base"]["mae"] == pytest.approx(10.3, abs=0.05) and age["LLaSO-Base"]["unparsable"] == 0
     assert (
-        age["Qwen2-Audio"]["mae"] == pytest.approx(18.7, abs=0.05) and age["Qwen2-Audio"]["unparsable"] == 27
+        age["LLaSO-Base"]["mae_compat"] == pytest.approx(10.3, abs=0.05)
+        and age["LLaSO-Base"]["unparsable"] == 0
+    )
+    assert (
+        age["Qwen2-Audio"]["mae_compat"] == pytest.approx(18.7, abs=0.05)
+        and age["Qwen2-Audio"]["unparsable"] == 27
     )
 
 
@@ -197,8 +213,19 @@ def test_pssl_exact_match_compat(scored):
 
 
 def test_ratio_to_best_matches_the_radar_where_the_reference_checks_it(scored):
-    # the paper's radar figure reads as ratio to best: PP 8.0/19.0 = 0.42 for Qwen2-Audio against LLaSO-Base;
-    # SV 0.25/0.32 = 0.78
-    assert tasks(scored, "Qwen2-Audio")["PP"]["ratio_to_best"] == pytest.approx(8.018 / 19.024, abs=0.01)
-    assert tasks(scored, "Qwen2-Audio")["SV"]["ratio_to_best"] == pytest.approx(0.78, abs=0.01)
-    assert tasks(scored, "LLaSO-Base")["PP"]["ratio_to_best"] == 1.0
+    # the paper's radar figure reads as ratio to best, with the original's numeric rule (unparsable answers
+    # dropped, `--numeric-policy exclude`): PP 8.0/19.0 = 0.42 for Qwen2-Audio against LLaSO-Base; SV
+    # 0.25/0.32 = 0.78
+    reg = load_registry()
+    names = ("NSynth_pitch_recognition_test.json", "meld_SV_classification_test.json")
+    options = ScoreOptions(progress=False, numeric_policy="exclude", bootstrap=0)
+    compat = {
+        n: score_system([RESULTS / n / f for f in names], reg, n, options=options)
+        for n in ("LLaSO-Base", "Qwen2-Audio")
+    }
+    apply_ratio_to_best(list(compat.values()), reg)
+    assert compat["Qwen2-Audio"].tasks["PP"]["ratio_to_best"] == pytest.approx(8.018 / 19.024, abs=0.01)
+    assert compat["Qwen2-Audio"].tasks["SV"]["ratio_to_best"] == pytest.approx(0.78, abs=0.01)
+    assert compat["LLaSO-Base"].tasks["PP"]["ratio_to_best"] == 1.0
+    # under the default, Qwen2-Audio's 71 unanswered pitch items cost it: 8.0 / 63.5
+    assert tasks(scored, "Qwen2-Audio")["PP"]["ratio_to_best"] == pytest.approx(8.018 / 63.5, abs=0.01)

@@ -86,7 +86,7 @@ def test_tasks_name_metrics_not_their_variants() -> None:
 def test_direction_comes_from_the_catalogue() -> None:
     reg = load_registry()
     lower = {m.name for m in reg.metrics.values() if not m.higher_is_better}
-    assert lower == {"wer", "wer_compat", "cer", "per", "per_char", "mae"}
+    assert lower == {"wer", "wer_compat", "cer", "per", "per_char", "mae", "mae_compat"}
     assert reg.lower_is_better("per_char") and not reg.lower_is_better("reference_f1")
     with pytest.raises(RegistryError, match="'bleu' is not in the metric catalogue"):
         reg.lower_is_better("bleu")
@@ -103,6 +103,7 @@ def test_a_new_task_with_existing_metrics_is_only_a_yaml_entry(tmp_path: Path) -
             "accuracy": {"direction": "higher"},
             "accuracy_compat": {"direction": "higher", "variant_of": "accuracy"},
             "mae": {"direction": "lower"},
+            "mae_compat": {"direction": "lower", "variant_of": "mae"},
         },
         "split_suffixes": ["test"],
         "tasks": [
@@ -164,7 +165,8 @@ def test_number_words_come_from_the_source_entry(tmp_path: Path) -> None:
     s = spec()
     del s["tasks"][4]["sources"][2]["number_words"]
     files = score_system([d], Registry(s, {}, []), options=OPTS).files
-    assert files[0].metrics["mae"] == 0.0 and files[0].metrics["unparsable"] == 1
+    assert files[0].metrics["mae_compat"] == 0.0 and files[0].metrics["unparsable"] == 1
+    assert files[0].metrics["mae"] == (50 + 0) / 2  # the default charges the worst error for 30 in 18..80
 
 
 SENTENCE_REF = "Hi. For the sentence: accuracy is 9, prosodic is 8, fluency is 7 total score is 8."

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from llaso.corpus.jsonio import CorpusFormatError, iter_records, not_a_corpus
 from llaso.corpus.merge import MergeOptions, merge
 from llaso.corpus.validate import Code, validate_paths
-from llaso.evaluate.reading import read_prediction_file
+from llaso.evaluate.reading import one_json_object, read_prediction_file
 from llaso.schema import Sample, SampleError, json_value_problem
 from llaso.tasks import load_registry
 
@@ -308,7 +308,9 @@ def test_prediction_files_are_read_without_raising(workdir: Path, doc: Doc, name
         groups = read_prediction_file(p, load_registry())
     records, bad = _read(p)
     n = sum(len(g.records) for g in groups)
-    if records is None:
+    if one_json_object(p) is not None:  # refused whole, not scored: a file error and no record
+        assert n == 0 and any(g.read_error for g in groups)
+    elif records is None:
         assert any(g.read_error for g in groups)
     else:  # every record of the file is scored or named as a problem, none lost
         assert n == len(records) + len(bad)

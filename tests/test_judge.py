@@ -231,7 +231,18 @@ def test_api_key_reaches_server_but_is_never_stored(
     assert text.count("\n") == 3
     assert secret not in text
     meta = judge.metadata()
-    assert set(meta) == {"model", "temperature", "prompt_hash", "prompt_version", "base_url"}
+    assert set(meta) == {
+        "model",
+        "temperature",
+        "max_tokens",
+        "prompt_hash",
+        "prompt_version",
+        "base_url",
+        "timeout_s",
+        "deadline_s",
+        "stopped",
+    }
+    assert meta["stopped"] is None
     assert meta["prompt_hash"] == PROMPT_HASH and meta["prompt_version"] == PROMPT_VERSION
     assert meta["model"] == "judge-model" and meta["temperature"] == 0.0
     assert secret not in json.dumps(meta)
@@ -239,15 +250,19 @@ def test_api_key_reaches_server_but_is_never_stored(
     assert secret not in json.dumps([r.__dict__ for r in results])
     # credentials in the URL itself are stripped from the metadata too
     with_userinfo = make_judge(url.replace("http://", "http://user:pw@") + "?api_key=zzz")
-    assert with_userinfo.metadata()["base_url"] == url
+    assert with_userinfo.metadata()["base_url"] == url + "?api_key=***"
 
 
 def test_strip_credentials() -> None:
     assert (
         strip_credentials("https://u:p@host:8443/v1?api-version=1&api_key=zzz")
-        == "https://host:8443/v1?api-version=1"
+        == "https://host:8443/v1?api-version=1&api_key=***"
     )
     assert strip_credentials("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
+    # any query value may be a key (`?code=` of a cloud function): only API versions are shown
+    assert (
+        strip_credentials("https://fn.example/api?code=abc%3D&flag") == "https://fn.example/api?code=***&flag"
+    )
 
 
 @pytest.mark.parametrize("failure", ["500", "429", "drop"])
@@ -447,10 +462,105 @@ def test_load_published_judgements_rejoins_split_record(tmp_path: Path) -> None:
         split[cut:],
         "",
         json.dumps({**good, "index": 2, "evaluation": "Score: none"}),
-        '{"file": "x_test.json", "index": 3, "eval',  # torn last line
     ]
     (tmp_path / "x_test.jsonl").write_text("\n".join(lines), encoding="utf-8")
     data = load_published_judgements(tmp_path)
     assert list(data) == ["x_test.json"]
     assert {i: r.score for i, r in data["x_test.json"].items()} == {0: 2, 1: 5, 2: None}
     assert data["x_test.json"][2].error
+
+
+# ---- B9: the cache key covers every generation setting ---------------------------------------------
+
+
+def test_cache_is_keyed_by_temperature_and_max_tokens(
+    server: tuple[str, ServerState], tmp_path: Path
+) -> None:
+    url, state = server
+    cache_dir = tmp_path / "judge-cache"
+    items = make_items(3)
+    make_judge(url, cache_dir=cache_dir, temperature=0.0).score(items, progress=False)
+    assert state.count == 3
+    # another temperature: judged again (the old key ignored it and reused the 0.0 replies)
+    hot = make_judge(url, cache_dir=cache_dir, temperature=0.9).score(items, progress=False)
+    assert state.count == 6 and not any(r.cached for r in hot)
+    assert {b["temperature"] for b in state.requests[3:]} == {0.9}
+    # another max_tokens: judged again; the same settings again: all from the cache
+    make_judge(url, cache_dir=cache_dir, temperature=0.9, max_tokens=64).score(items, progress=False)
+    assert state.count == 9
+    again = make_judge(url, cache_dir=cache_dir, temperature=0.9).score(items, progress=False)
+    assert state.count == 9 and all(r.cached for r in again)
+    lines = [json.loads(x) for x in cache_text(cache_dir).splitlines()]
+    assert sorted({(x["temperature"], x["max_tokens"]) for x in lines}) == [(0.0, 512), (0.9, 64), (0.9, 512)]
+
+
+# ---- B3: LLM judge scores are keyed by the full display name ---------------------------------------
+
+
+class _EchoBackend:
+    """Scores the digit after "PRED-" in the prediction; remembers what it was asked."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    def score(self, items: Any, progress: bool = True) -> list[JudgeResult]:
+        self.keys += [i.item_key for i in items]
+        out = []
+        for i in items:
+            n = int(i.prediction.split("PRED-")[1][0])
+            out.append(JudgeResult(i.item_key, n, "e", f"Score: {n}", False))
+        return out
+
+    def metadata(self) -> dict[str, Any]:
+        return {"model": "echo"}
+
+
+def test_same_named_files_in_two_folders_keep_their_own_llm_scores() -> None:
+    from llaso.evaluate.judging import run_llm_judge
+
+    requests = [
+        ("text_audio/AQA_test.json", 0, "q", "r", "PRED-5"),
+        ("text_audio/AQA_test.json", 1, "q", "r", "PRED-4"),
+        ("audio_text/AQA_test.json", 0, "q", "r", "PRED-1"),
+        ("audio_text/AQA_test.json", 1, "q", "r", "PRED-2"),
+        ("mixed.json#AQA", 0, "q", "r", "PRED-3"),
+    ]
+    backend = _EchoBackend()
+    js = run_llm_judge(backend, requests, progress=False)
+    assert js.for_file("text_audio/AQA_test.json") == {0: 5, 1: 4}
+    assert js.for_file("audio_text/AQA_test.json") == {0: 1, 1: 2}
+    assert js.for_file("mixed.json#AQA") == {0: 3}
+    assert js.replies_for("audio_text/AQA_test.json") == {0: "Score: 1", 1: "Score: 2"}
+    assert js.problems == []
+    assert js.metadata["requested"] == 5 and js.metadata["judged"] == 5 and js.metadata["success_rate"] == 1.0
+    assert js.metadata["model"] == "echo" and js.metadata["failed"] == 0
+
+
+def test_files_that_map_to_one_key_are_left_unjudged_with_a_problem() -> None:
+    from llaso.evaluate.judging import run_llm_judge
+
+    requests = [("x_test.json", 0, "q", "r", "PRED-5"), ("x_test.jsonl", 0, "q", "r", "PRED-1")]
+    backend = _EchoBackend()
+    js = run_llm_judge(backend, requests, progress=False)
+    assert backend.keys == []  # not sent at all
+    assert js.for_file("x_test.json") is None and js.for_file("x_test.jsonl") is None
+    assert js.problems == ["x_test.json, x_test.jsonl: the same judge key x_test; left unjudged"]
+    assert js.metadata["problems"] is js.problems
+
+
+def test_llm_judge_failures_reach_the_metadata(server: tuple[str, ServerState]) -> None:
+    from llaso.evaluate.judging import run_llm_judge
+
+    url, state = server
+    state.behaviour = lambda n: "400" if n < 2 else "ok"  # 400 is not retried: two items fail
+    requests = [("dolly_input_1_test.json", i, "q", "r", f"PRED-{i}") for i in range(4)]
+    js = run_llm_judge(make_judge(url), requests, progress=False)
+    meta = js.metadata
+    assert (meta["requested"], meta["judged"], meta["failed"], meta["success_rate"]) == (4, 2, 2, 0.5)
+    assert meta["stopped"] is None and meta["cached"] == 0
+    [(reason, count)] = meta["failure_reasons"].items()
+    assert count == 2 and "HTTP 400" in reason
+    errors = js.errors_for("dolly_input_1_test.json")
+    assert sorted(errors) == sorted(i for i in range(4) if js.for_file("dolly_input_1_test.json")[i] is None)  # type: ignore[index]
+    replies = js.replies_for("dolly_input_1_test.json")
+    assert sum(1 for v in replies.values() if v.startswith("Score:")) == 2

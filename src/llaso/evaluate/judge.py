@@ -5,8 +5,14 @@ judge only the reference and the predicted answer. This judge also shows the que
 ``<audio>`` replaced by ``[audio]``), uses its own prompt wording (see :data:`PROMPT_VERSION` and
 :data:`PROMPT_HASH`), and adds bounded concurrency, retries with backoff, and an on-disk cache.
 
-The API key is read from the environment variable named in :class:`JudgeConfig` and is never logged, never
-written to the cache, and never part of :meth:`LlmJudge.metadata`.
+Time is bounded three ways: ``timeout`` bounds each call's total time (not each read; see
+`llaso.evaluate.judge_http`), ``deadline`` the whole stage, and ``max_consecutive_failures`` failed items
+in a row stop it; items not judged then fail with the reason.
+
+Secrets never reach a log, the cache or :meth:`LlmJudge.metadata`: the API key is read from the environment
+variable named in :class:`JudgeConfig`; user:password and a query string in the base URL are sent by the
+transport of `llaso.evaluate.judge_http` (basic auth, query appended below the loggers) and masked in error
+texts.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from tqdm import tqdm
 
@@ -73,8 +79,10 @@ class JudgeConfig:
     max_tokens: int = 512
     max_concurrency: int = 4
     max_retries: int = 5
-    timeout: float = 60.0
+    timeout: float = 60.0  # bound on each call's total time, seconds (every read and write included)
     cache_dir: Path | None = None
+    deadline: float | None = None  # bound on each `LlmJudge.score` call (a system's stage), s; None: none
+    max_consecutive_failures: int = 20  # stop after this many failed items in a row; 0: never stop
 
 
 @dataclass(frozen=True)
@@ -176,25 +184,29 @@ def content_hash(item: JudgeItem) -> str:
     return _sha256(json.dumps([item.question, item.reference, item.prediction], ensure_ascii=False))[:32]
 
 
-def cache_key(model: str, item: JudgeItem) -> str:
-    return _sha256(json.dumps([model, PROMPT_HASH, item.item_key, content_hash(item)], ensure_ascii=False))
+def sampling_settings(config: JudgeConfig) -> dict[str, Any]:
+    """The generation arguments sent with every request; the cache key includes all of them, so a reply
+    made with other settings is never reused."""
+    return {"temperature": config.temperature, "max_tokens": config.max_tokens}
 
 
-_SECRET_QUERY_RE = re.compile(r"key|token|secret|sig|password|auth", re.IGNORECASE)
+def cache_key(model: str, item: JudgeItem, settings: dict[str, Any] | None = None) -> str:
+    """The cache key of ``item`` judged by ``model`` with the prompt of :data:`PROMPT_HASH` and the
+    generation ``settings`` (:func:`sampling_settings`)."""
+    parts = [model, PROMPT_HASH, item.item_key, content_hash(item), sorted((settings or {}).items())]
+    return _sha256(json.dumps(parts, ensure_ascii=False))
 
 
 def strip_credentials(url: str) -> str:
-    """``url`` without user:password and without query parameters that look like secrets."""
+    """``url`` fit to be shown: without user:password, and each query value replaced by ``***`` except
+    those of API versions (any query value may be a key: ``?code=`` of a cloud function)."""
     parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if ":" in netloc:  # IPv6 literal
-        netloc = f"[{netloc}]"
-    if parts.port is not None:
-        netloc = f"{netloc}:{parts.port}"
-    query = urlencode(
-        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _SECRET_QUERY_RE.search(k)]
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    host = parts.netloc.rpartition("@")[2]
+    query = []
+    for pair in parts.query.split("&") if parts.query else []:
+        name, _, value = pair.partition("=")
+        query.append(pair if "version" in name.lower() else f"{name}=***" if value else name)
+    return urlunsplit((parts.scheme, host, parts.path, "&".join(query), ""))
 
 
 def _result_from_reply(item_key: str, reply: str, cached: bool) -> JudgeResult:
@@ -275,13 +287,41 @@ class _CallFailed(Exception):
     pass
 
 
+DEADLINE_REACHED = "judge deadline reached"
+
+
+class _Run:
+    """The state of one :meth:`LlmJudge.score` call that the workers share: why the stage stopped."""
+
+    def __init__(self, deadline_s: float | None) -> None:
+        self.deadline = None if deadline_s is None else time.monotonic() + deadline_s
+        self.stopped = threading.Event()  # set once: wakes workers sleeping between retries
+        self.reason: str | None = None
+        self.consecutive_failures = 0
+        self.lock = threading.Lock()
+
+    def stop(self, reason: str) -> None:
+        if self.reason is None:  # the first reason wins (a benign race between two workers at most)
+            self.reason = reason
+            self.stopped.set()
+
+    def halt_reason(self) -> str | None:
+        """Why no further request may start, or None."""
+        if self.reason is None and self.deadline is not None and time.monotonic() >= self.deadline:
+            self.stop(DEADLINE_REACHED)
+        return self.reason
+
+    def time_left(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+
 class LlmJudge:
     """Scores :class:`JudgeItem` s with an OpenAI-compatible chat model.
 
     Retries (connection errors, timeouts, 408/409/429 and 5xx) use exponential backoff with full jitter:
     attempt ``n`` (0-based) waits ``uniform(0, min(backoff_max, backoff_base * 2**n))`` seconds, or the
     server's Retry-After if that is longer (capped at ``backoff_max``). At most ``1 + max_retries`` attempts
-    are made per item. The SDK's own retries are disabled.
+    are made per item, each bounded to ``timeout`` seconds in all. The SDK's own retries are disabled.
     """
 
     backoff_base: float = 0.5
@@ -292,35 +332,58 @@ class LlmJudge:
         # no client, so only a live judge pays for it.
         import openai
 
+        from llaso.evaluate.judge_http import JudgeTarget, make_http_client
+
         if config.max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1")
         if config.max_retries < 0:
             raise ValueError("max_retries must be >= 0")
+        if config.timeout <= 0 or (config.deadline is not None and config.deadline <= 0):
+            raise ValueError("the judge timeout and deadline must be > 0 seconds")
         self.config = config
         self._openai = openai
+        target = JudgeTarget.parse(config.base_url)
         self._api_key = os.environ.get(config.api_key_env) or _DUMMY_API_KEY
+        if target.username is not None and self._api_key != _DUMMY_API_KEY:
+            logger.warning(
+                "judge: the URL's user:password is sent as basic auth; $%s is not sent", config.api_key_env
+            )
+        self._secrets = [*target.secrets(), *([self._api_key] if self._api_key != _DUMMY_API_KEY else [])]
+        http_client = make_http_client(target, config.timeout, config.max_concurrency)
         self._client = openai.OpenAI(
-            base_url=config.base_url, api_key=self._api_key, timeout=config.timeout, max_retries=0
+            base_url=target.base_url,
+            api_key=self._api_key,
+            timeout=config.timeout,
+            max_retries=0,
+            http_client=http_client,
         )
         self._cache = _JudgeCache(config.cache_dir) if config.cache_dir is not None else None
+        self._run = _Run(None)
 
     # -- public -------------------------------------------------------------------------------------
 
     def metadata(self) -> dict[str, object]:
+        """What results.json records about the judge; ``stopped`` says why the last run stopped early."""
         return {
             "model": self.config.model,
-            "temperature": self.config.temperature,
+            **sampling_settings(self.config),
             "prompt_hash": PROMPT_HASH,
             "prompt_version": PROMPT_VERSION,
             "base_url": strip_credentials(self.config.base_url),
+            "timeout_s": self.config.timeout,
+            "deadline_s": self.config.deadline,
+            "stopped": self._run.reason,
         }
 
     def score(self, items: Sequence[JudgeItem], progress: bool = True) -> list[JudgeResult]:
-        """Judge ``items``; results come back in the same order. Failures give ``score=None`` and ``error``."""
+        """Judge ``items``; results come back in the same order. Failures give ``score=None`` and ``error``
+        (also for the items left when the stage stopped: deadline, or too many failures in a row)."""
+        self._run = _Run(self.config.deadline)
         results: list[JudgeResult | None] = [None] * len(items)
         pending: dict[str, list[int]] = {}  # cache key -> positions (identical items are judged once)
+        settings = sampling_settings(self.config)
         for pos, item in enumerate(items):
-            key = cache_key(self.config.model, item)
+            key = cache_key(self.config.model, item, settings)
             record = self._cache.get(key) if self._cache is not None else None
             if record is not None:
                 results[pos] = _result_from_reply(item.item_key, record["raw"], cached=True)
@@ -330,24 +393,7 @@ class LlmJudge:
         n_cached = len(items) - sum(len(p) for p in pending.values())
         with tqdm(total=len(items), initial=n_cached, disable=not progress, desc="judge", unit="item") as bar:
             if pending:
-                workers = min(self.config.max_concurrency, len(pending))
-                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm-judge") as pool:
-                    futures = {
-                        pool.submit(self._judge_one, key, items[positions[0]]): positions
-                        for key, positions in pending.items()
-                    }
-                    for future in as_completed(futures):
-                        result = future.result()
-                        for pos in futures[future]:
-                            results[pos] = JudgeResult(
-                                item_key=items[pos].item_key,
-                                score=result.score,
-                                explanation=result.explanation,
-                                raw=result.raw,
-                                cached=result.cached,
-                                error=result.error,
-                            )
-                        bar.update(len(futures[future]))
+                self._judge_pending(items, pending, results, bar)
         done = [r for r in results if r is not None]
         assert len(done) == len(items)
         failed = sum(1 for r in done if r.score is None)
@@ -357,7 +403,51 @@ class LlmJudge:
 
     # -- internals ----------------------------------------------------------------------------------
 
+    def _judge_pending(
+        self,
+        items: Sequence[JudgeItem],
+        pending: dict[str, list[int]],
+        results: list[JudgeResult | None],
+        bar: Any,
+    ) -> None:
+        workers = min(self.config.max_concurrency, len(pending))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm-judge") as pool:
+            futures = {
+                pool.submit(self._judge_one, key, items[positions[0]]): positions
+                for key, positions in pending.items()
+            }
+            for future in as_completed(futures):
+                result = future.result()
+                for pos in futures[future]:
+                    results[pos] = JudgeResult(
+                        item_key=items[pos].item_key,
+                        score=result.score,
+                        explanation=result.explanation,
+                        raw=result.raw,
+                        cached=result.cached,
+                        error=result.error,
+                    )
+                bar.update(len(futures[future]))
+
+    def _count_failure(self, result: JudgeResult) -> None:
+        """Stop the stage after ``max_consecutive_failures`` failed items in a row (in the order the workers
+        finish them; counted by the worker, so no further request starts); items failed because the stage
+        stopped do not count."""
+        run, limit = self._run, self.config.max_consecutive_failures
+        with run.lock:
+            if run.reason is not None:
+                return
+            run.consecutive_failures = run.consecutive_failures + 1 if result.score is None else 0
+            if limit and run.consecutive_failures >= limit:
+                run.stop(f"judge stopped after {limit} consecutive failed items (last error: {result.error})")
+                logger.warning("%s", run.reason)
+
     def _judge_one(self, key: str, item: JudgeItem) -> JudgeResult:
+        result = self._judge_item(key, item)
+        self._count_failure(result)
+        return result
+
+    def _judge_item(self, key: str, item: JudgeItem) -> JudgeResult:
         try:
             reply = self._call_with_retries(item)
         except _CallFailed as exc:
@@ -379,8 +469,7 @@ class LlmJudge:
                     "prompt_version": PROMPT_VERSION,
                     "item_key": item.item_key,
                     "content_hash": content_hash(item),
-                    "temperature": self.config.temperature,
-                    "max_tokens": self.config.max_tokens,
+                    **sampling_settings(self.config),
                     "score": result.score,
                     "raw": reply,
                     "judged_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -389,8 +478,8 @@ class LlmJudge:
         return result
 
     def _redact(self, text: str) -> str:
-        if self._api_key and self._api_key != _DUMMY_API_KEY:
-            text = text.replace(self._api_key, "***")
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
         return text
 
     def _retry_delay(self, attempt: int, exc: Exception) -> float:
@@ -415,18 +504,30 @@ class LlmJudge:
             return exc.status_code in _RETRYABLE_STATUS or exc.status_code >= 500
         return False
 
+    def _call_once(self, messages: Any) -> Any:
+        """One request, ended by ``timeout`` seconds from now or by the stage deadline, whichever is first."""
+        from llaso.evaluate.judge_http import call_deadline
+
+        deadline = time.monotonic() + self.config.timeout
+        if self._run.deadline is not None:
+            deadline = min(deadline, self._run.deadline)
+        with call_deadline(deadline):
+            return self._client.chat.completions.create(
+                model=self.config.model, messages=messages, **sampling_settings(self.config)
+            )
+
     def _call_with_retries(self, item: JudgeItem) -> str:
         messages: Any = render_messages(item)
         attempts = 1 + self.config.max_retries
         last: Exception | None = None
         for attempt in range(attempts):
+            halt = self._run.halt_reason()
+            if (
+                halt is not None
+            ):  # the deadline, or the stage stopped: the item is not judged, for that reason
+                raise _CallFailed(halt)
             try:
-                completion = self._client.chat.completions.create(
-                    model=self.config.model,
-                    messages=messages,
-                    temperature=self.config.temperature,
-                    max_tokens=self.config.max_tokens,
-                )
+                completion = self._call_once(messages)
             except self._openai.OpenAIError as exc:
                 last = exc
                 if not self._retryable(exc):
@@ -434,85 +535,137 @@ class LlmJudge:
                 if attempt + 1 < attempts:
                     delay = self._retry_delay(attempt, exc)
                     logger.debug("judge %s: %s; retrying in %.2fs", item.item_key, type(exc).__name__, delay)
-                    time.sleep(delay)
+                    left = self._run.time_left()
+                    self._run.stopped.wait(delay if left is None else max(0.0, min(delay, left)))
                 continue
-            choices = getattr(completion, "choices", None)
-            if not choices:
-                raise _CallFailed("judge response has no choices")
-            content = choices[0].message.content
-            if content is None or not content.strip():
-                raise _CallFailed("judge returned an empty reply")
-            return str(content)
+            return self._reply_text(completion)
         assert last is not None
-        raise _CallFailed(self._describe(last, attempts))
+        halt = self._run.halt_reason()
+        raise _CallFailed(halt if halt == DEADLINE_REACHED else self._describe(last, attempts))
+
+    @staticmethod
+    def _reply_text(completion: Any) -> str:
+        choices = getattr(completion, "choices", None)
+        if not choices:
+            raise _CallFailed("judge response has no choices")
+        content = choices[0].message.content
+        if content is None or not content.strip():
+            raise _CallFailed("judge returned an empty reply")
+        return str(content)
 
     def _describe(self, exc: Exception, attempts: int) -> str:
         status = getattr(exc, "status_code", None)
         head = f"{type(exc).__name__}" + (f" (HTTP {status})" if status is not None else "")
+        if isinstance(exc, self._openai.APITimeoutError):
+            head += f" (each call is bounded to {self.config.timeout:g} s)"
         return self._redact(f"{head} after {attempts} attempt(s): {exc}")[:1000]
 
 
 # ------------------------------------------------------------------------------------ published records
 
 
-def _iter_json_records(path: Path, max_join: int = 4) -> list[dict[str, Any]]:
-    """JSONL records of ``path``; a record broken across lines by a raw newline is rejoined."""
-    records: list[dict[str, Any]] = []
+class PublishedRecordsError(ValueError):
+    """A published judge record file that cannot be read whole; the message names the file and line."""
+
+
+def _json_line(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return _UNREADABLE
+
+
+_UNREADABLE = object()
+
+
+def read_published_file(path: Path, max_join: int = 4) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, record) of each JSONL record of one ``gpt_result`` file.
+
+    A record broken across lines by a raw newline (one in Typhoon-Audio) is rejoined, with a warning;
+    anything else that cannot be read (bytes that are not UTF-8, a line that is not JSON even joined with
+    the next ``max_join`` lines, a record that is not an object, a torn last record) raises
+    :class:`PublishedRecordsError` naming the file and line: a file is used whole or not at all.
+    """
+    records: list[tuple[int, dict[str, Any]]] = []
     pieces: list[str] = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            text = line.rstrip("\n")
-            if not pieces and not text.strip():
+    start = 0
+    for number, raw in enumerate(Path(path).read_bytes().split(b"\n"), start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PublishedRecordsError(
+                f"{path}, line {number}: bytes that are not UTF-8 "
+                f"(byte {exc.start + 1} of the line: {exc.reason})"
+            ) from exc
+        if not pieces:
+            if not text.strip():
                 continue
-            record: Any = None
-            candidates = ["".join([*pieces, text]), text] if pieces else [text]
-            for n, candidate in enumerate(candidates):
-                try:
-                    record = json.loads(candidate)
-                except json.JSONDecodeError:
-                    continue
-                if pieces:
-                    logger.warning(
-                        "%s: %s",
-                        path,
-                        "rejoined a record split across lines" if n == 0 else "dropped a broken line",
-                    )
-                pieces = []
-                break
-            else:
-                pieces.append(text)
-                if len(pieces) > max_join:
-                    logger.warning("%s: dropped an unreadable line", path)
-                    pieces.pop(0)
-                continue
-            if isinstance(record, dict):
-                records.append(record)
+            start = number
+        record = _json_line("".join([*pieces, text]))
+        if record is _UNREADABLE:
+            pieces.append(text)
+            if len(pieces) > max_join:
+                raise PublishedRecordsError(f"{path}, line {start}: malformed JSON")
+            continue
+        if pieces:
+            logger.warning(
+                "%s, line %d: rejoined a record split across %d lines", path, start, len(pieces) + 1
+            )
+            pieces = []
+        if not isinstance(record, dict):
+            raise PublishedRecordsError(f"{path}, line {start}: the record is not a JSON object")
+        records.append((start, record))
     if pieces:
-        logger.warning("%s: ignored a torn last record", path)
+        raise PublishedRecordsError(f"{path}, line {start}: malformed JSON (the last record is cut short)")
     return records
 
 
-def load_published_judgements(gpt_result_dir: Path) -> dict[str, dict[int, JudgeResult]]:
+def _published_file_results(path: Path) -> dict[str, dict[int, JudgeResult]]:
+    """The judge results of one ``gpt_result`` file, by eval file name and index; raises
+    :class:`PublishedRecordsError` for an unreadable file or a record without a usable index."""
+    out: dict[str, dict[int, JudgeResult]] = {}
+    for line, record in read_published_file(path):
+        file_name = str(record.get("file") or path.name[: -len(".jsonl")] + ".json").strip()
+        index = record.get("index")
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise PublishedRecordsError(f"{path}, line {line}: the record has no integer index")
+        per_file = out.setdefault(file_name, {})
+        if index in per_file:
+            raise PublishedRecordsError(f"{path}, line {line}: index {index} of {file_name} given twice")
+        evaluation = record.get("evaluation")
+        raw = evaluation if isinstance(evaluation, str) else ""
+        per_file[index] = _result_from_reply(f"{file_name}#{index}", raw, cached=False)
+    return out
+
+
+def load_published_judgements(
+    gpt_result_dir: Path, problems: list[str] | None = None
+) -> dict[str, dict[int, JudgeResult]]:
     """The original GPT-4o-mini judge records of one system (``<System>/gpt_result/*.jsonl``).
 
     Returns ``{file: {index: JudgeResult}}`` where ``file`` is the record's ``"file"`` field (the eval file
     name, e.g. ``dolly_input_1_test.json``; Kimi-Audio's records say ``...jsonl``) and ``index`` is the
     record's position in that eval file. ``raw`` is the record's ``evaluation`` text, ``item_key`` is
-    ``"<file>#<index>"``. A record split by a stray newline (one in Typhoon-Audio) is rejoined.
+    ``"<file>#<index>"``. A file that cannot be read whole (:func:`read_published_file`) gives no records:
+    its error (file and line) is appended to ``problems`` (logged as a warning when ``problems`` is None),
+    and the other files are still read. Records of one eval file given again in another file are dropped
+    the same way, naming both.
     """
     out: dict[str, dict[int, JudgeResult]] = {}
+    where: dict[str, Path] = {}
+    found = problems if problems is not None else []
     for path in sorted(Path(gpt_result_dir).glob("*.jsonl")):
-        for record in _iter_json_records(path):
-            file_name = str(record.get("file") or path.name[: -len(".jsonl")] + ".json").strip()
-            index = record.get("index")
-            if not isinstance(index, int):
-                logger.warning("%s: record without an integer index skipped", path)
+        try:
+            results = _published_file_results(path)
+        except (PublishedRecordsError, OSError) as exc:
+            found.append(f"{exc}: the file's judge records are not used")
+            continue
+        for file_name, per_index in results.items():
+            if file_name in out:
+                found.append(f"{path}: records of {file_name} already read from {where[file_name]}: not used")
                 continue
-            evaluation = record.get("evaluation")
-            raw = evaluation if isinstance(evaluation, str) else ""
-            per_file = out.setdefault(file_name, {})
-            if index in per_file:
-                logger.warning("%s: duplicate index %d (first one kept)", path, index)
-                continue
-            per_file[index] = _result_from_reply(f"{file_name}#{index}", raw, cached=False)
+            out[file_name], where[file_name] = per_index, path
+    if problems is None:
+        for problem in found:
+            logger.warning("%s", problem)
     return out

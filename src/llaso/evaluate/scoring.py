@@ -18,112 +18,45 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from llaso.evaluate import judging
+from llaso.evaluate import intervals, judging
+from llaso.evaluate.items import item_records
 from llaso.evaluate.judging import JudgeScores
-from llaso.evaluate.metrics import numeric
-from llaso.evaluate.metrics.numeric import Policy
 from llaso.evaluate.metrics.registry import (
     FALLBACK,
     JUDGED,
     Items,
     check_registry,
+    figures_for,
     run_scorers,
     scorers_for,
 )
 from llaso.evaluate.metrics.text_metrics import start_normalizing
-from llaso.evaluate.reading import FileGroup, read_prediction_file
+from llaso.evaluate.normalize import NORMALIZERS, absolute_value, ratio_value
+from llaso.evaluate.reading import FileGroup, Record, read_prediction_file
+from llaso.evaluate.results import Comparison, FileScore, ScoreOptions, SystemScore
 from llaso.schema import Modality
-from llaso.tasks.registry import CATEGORIES, Registry, load_registry
+from llaso.tasks.registry import CATEGORIES, Registry
+
+__all__ = [
+    "NORMALIZERS",
+    "Comparison",
+    "FileScore",
+    "ScoreOptions",
+    "SystemScore",
+    "absolute_value",
+    "finish_run",
+    "ratio_value",
+    "score_system",
+]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ScoreOptions:
-    numeric_policy: Policy = "exclude"
-    progress: bool = True
-    workers: int | None = None  # processes for the text normalizer; None = automatic
-
-
-@dataclass
-class FileScore:
-    """The scores of one file (or of one task's records in a file that mixes tasks)."""
-
-    file: str
-    task: str | None
-    source: str | None
-    category: str | None
-    configuration: str | None
-    n: int
-    metrics: dict[str, Any] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-    primary: str | None = None  # the metric the normalized value comes from
-    normalized: float | None = None
-    ratio_to_best: float | None = None
-    missing_predictions: int = 0
-    invalid_records: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def scored(self) -> bool:
-        return self.task is not None and self.primary is not None
-
-
-@dataclass
-class SystemScore:
-    name: str
-    files: list[FileScore]
-    judge: str  # "published records", "llm judge", "none (...)"
-    judge_metadata: dict[str, Any] = field(default_factory=dict)
-    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
-    categories: dict[str, dict[str, Any]] = field(default_factory=dict)
-    configurations: dict[str, dict[str, Any]] = field(default_factory=dict)
-    abstention: dict[str, Any] = field(default_factory=dict)
-    normalized_score: float | None = None
-    ratio_to_best_score: float | None = None
-
-    @property
-    def problems(self) -> list[str]:
-        return [p for f in self.files for p in f.problems]
-
-
-# ---- normalization -----------------------------------------------------------------------------------
-def absolute_value(
-    metric: str,
-    value: float,
-    label_range: tuple[float, float] | None = None,
-    registry: Registry | None = None,
-) -> float:
-    """The absolute mapping of one metric value into [0, 1] (1 is best): see the module docstring. Whether
-    lower is better comes from the metric catalogue of `registry` (default: the shipped one)."""
-    if metric == JUDGED:
-        return min(1.0, max(0.0, (value - 1.0) / 4.0))
-    if metric == "mae":
-        lo, hi = label_range or numeric.VALID_RANGE
-        return 1.0 - min(1.0, value / (hi - lo))
-    if (registry or load_registry()).lower_is_better(metric):
-        return 1.0 - min(1.0, value)
-    return min(1.0, max(0.0, value))
-
-
-def ratio_value(metric: str, value: float, best: float, registry: Registry | None = None) -> float:
-    """Ratio to the best system: value / best, or best / value when lower is better."""
-    if (registry or load_registry()).lower_is_better(metric):
-        return 1.0 if value <= best else (best / value if value else 1.0)
-    return value / best if best else 1.0
-
-
-NORMALIZERS: dict[str, str] = {
-    "absolute": "accuracy as is; 1 - min(1, error rate); judge (s - 1) / 4; 1 - min(1, MAE / label range)",
-    "ratio_to_best": "value / best value among the systems of the run (best / value for error rates and MAE)",
-}
 
 
 # ---- one file ----------------------------------------------------------------------------------------
@@ -145,23 +78,50 @@ def _file_score(group: FileGroup) -> FileScore:
     )
     fs.invalid_records = sum(r.reference is None for r in recs)
     fs.missing_predictions = sum(r.reference is not None and r.missing_prediction for r in recs)
-    missing_examples = [r.problem for r in recs if r.reference is not None and r.problem][:5]
-    if fs.missing_predictions:
-        more = fs.missing_predictions - len(missing_examples)
-        fs.problems.append(
-            f"{group.name}: {fs.missing_predictions} record(s) without a usable prediction, "
-            f"counted as wrong/abstained: "
-            + "; ".join(x for x in missing_examples if x)
-            + (f"; and {more} more" if more > 0 else "")
-        )
+    missing = [r for r in recs if r.reference is not None and r.missing_prediction]
+    _name_records(fs, group.name, missing, "without a usable prediction, counted as wrong/abstained")
+    # unreadable records are named by the reader already; records without a reference turn are not
+    no_reference = [r for r in recs if r.reference is None and r.problem not in group.problems]
+    _name_records(fs, group.name, no_reference, "without a reference, counted as wrong/abstained")
     if group.read_error:
         fs.details["read_error"] = group.read_error
     return fs
 
 
+def _name_records(fs: FileScore, name: str, records: Sequence[Record], what: str) -> None:
+    """One problem line naming up to five of `records` and counting the rest."""
+    if not records:
+        return
+    shown = [r.problem for r in records[:5] if r.problem]
+    more = len(records) - len(shown)
+    fs.problems.append(
+        f"{name}: {len(records)} record(s) {what}: "
+        + "; ".join(shown)
+        + (f"; and {more} more" if more > 0 else "")
+    )
+
+
+@dataclass(frozen=True)
+class JudgeView:
+    """The judge's score, reply and error per record index of one file."""
+
+    scores: Mapping[int, int | None]
+    replies: Mapping[int, str | None]
+    errors: Mapping[int, str | None]
+
+
+def judge_view(judge: JudgeScores, name: str) -> JudgeView | None:
+    scores = judge.for_file(name)
+    if scores is None:
+        return None
+    replies = getattr(judge, "replies_for", lambda _n: None)(name) or {}
+    errors = getattr(judge, "errors_for", lambda _n: None)(name) or {}
+    return JudgeView(scores, replies, errors)
+
+
 def group_items(
     group: FileGroup,
-    judge: dict[int, int | None] | None,
+    judge: JudgeView | None,
     options: ScoreOptions,
     normalized: Callable[[], list[str]] | None = None,
 ) -> Items:
@@ -176,7 +136,9 @@ def group_items(
         preds=[r.prediction for r in valid],
         n=len(group.records),
         invalid=len(group.records) - len(valid),
-        judge=[judge.get(r.index) for r in group.records] if judge else None,
+        judge=[judge.scores.get(r.index) for r in valid] if judge else None,
+        judge_replies=[judge.replies.get(r.index) for r in valid] if judge else None,
+        judge_errors=[judge.errors.get(r.index) for r in valid] if judge else None,
         numeric_policy=options.numeric_policy,
         workers=options.workers,
         normalized=normalized,
@@ -186,11 +148,12 @@ def group_items(
 def score_group(
     group: FileGroup,
     registry: Registry,
-    judge: dict[int, int | None] | None,
+    judge: JudgeView | None,
     options: ScoreOptions,
     normalized: Callable[[], list[str]] | None = None,
 ) -> FileScore:
-    """All metrics of one file group (no aggregation): the scorers of its metrics, in catalogue order.
+    """All metrics of one file group (no aggregation): the scorers of its metrics, in catalogue order,
+    and one record per item (`FileScore.items`).
 
     `normalized`, for transcripts: a function returning the normalized references followed by the normalized
     predictions of the group's valid records (see `transcript_texts`), when normalization was started early.
@@ -204,19 +167,32 @@ def score_group(
         m["missing"] = fs.missing_predictions
     if fs.invalid_records:
         m["invalid"] = fs.invalid_records
-    scores = run_scorers(group_items(group, judge, options, normalized), scorers_for(registry, task, source))
+    scorers = scorers_for(registry, task, source)
+    scores = run_scorers(group_items(group, judge, options, normalized), scorers)
     m.update(scores.metrics)
     fs.details.update(scores.details)
     fs.problems.extend(scores.problems)
     fs.metrics = {k: _round(v) if isinstance(v, float) else v for k, v in m.items()}
-    # the primary metric: the first of the source's metrics that has a value (the fallback last)
-    for name in (*(source.metrics if source else task.metrics), FALLBACK):
-        if fs.metrics.get(name) is not None:
-            fs.primary = name
-            value = absolute_value(name, float(fs.metrics[name]), source.range if source else None, registry)
-            fs.normalized = _round(value)
-            break
+    reported = {k: f for k, f in figures_for(scorers).items() if fs.metrics.get(k) is not None}
+    fs.items = item_records(group, scores, reported)
+    _set_primary(fs, source.metrics if source else task.metrics, source.range if source else None, registry)
     return fs
+
+
+def _set_primary(
+    fs: FileScore, metrics: Sequence[str], label_range: tuple[float, float] | None, registry: Registry
+) -> None:
+    """The primary metric: the first of the source's metrics that has a value (the fallback last). A file
+    with records but no value at all (a numeric file none of whose answers parses, under the policy that
+    drops them) scores 0: leaving it out would raise the system's score for not answering."""
+    for name in (*metrics, FALLBACK):
+        if fs.metrics.get(name) is not None:
+            fs.primary = fs.compared_on = name
+            fs.normalized = _round(absolute_value(name, float(fs.metrics[name]), label_range, registry))
+            return
+    fs.primary = fs.compared_on = metrics[0]
+    fs.normalized = 0.0
+    fs.problems.append(f"{fs.file}: no {metrics[0]} could be computed from {fs.n} record(s): normalized 0")
 
 
 def display_names(paths: Sequence[Path]) -> list[str]:
@@ -262,7 +238,9 @@ def score_files(
     for i in bar:
         g = groups[i]
         bar.set_postfix_str(g.name[:40])
-        out[i] = score_group(g, registry, judge.for_file(g.name) if g.task else None, options, early.get(i))
+        out[i] = score_group(
+            g, registry, judge_view(judge, g.name) if g.task else None, options, early.get(i)
+        )
     return [out[i] for i in range(len(groups))], judge
 
 
@@ -296,15 +274,18 @@ def _mean(xs: Sequence[float]) -> float | None:
 SUMMED = frozenset({"n", "unparsable", "out_of_range", "missing", "invalid", "judge_n"})
 
 
-def aggregate(system: SystemScore, registry: Registry) -> None:
-    """Fill the task, category and configuration tables and the overall normalized score."""
+def aggregate(system: SystemScore, registry: Registry, options: ScoreOptions | None = None) -> None:
+    """Fill the task, category and configuration tables, the overall normalized score, what it covers, and
+    the intervals of all of them."""
     system.tasks = _task_rows(system.files, registry)
     system.categories = _category_rows(system.tasks, registry)
     system.configurations = _configuration_rows(system.files)
     system.abstention = _pooled_abstention(system.files, registry)
-    system.normalized_score = _round(
-        _mean([r["normalized"] for r in system.tasks.values() if r["normalized"] is not None])
-    )
+    covered = [abbr for abbr, r in system.tasks.items() if r["normalized"] is not None]
+    system.normalized_score = _round(_mean([system.tasks[a]["normalized"] for a in covered]))
+    missing = [t.abbr for t in registry if t.abbr not in covered]
+    system.coverage = {"tasks": len(covered), "of": len(registry), "missing": missing}
+    intervals.add_intervals(system, registry, options or ScoreOptions())
 
 
 def _task_rows(files: Sequence[FileScore], registry: Registry) -> dict[str, dict[str, Any]]:
@@ -327,8 +308,47 @@ def _task_rows(files: Sequence[FileScore], registry: Registry) -> dict[str, dict
         row["normalized"] = _round(_mean(norm))
         row["files"] = len(task_files)
         row["primary"] = sorted({f.primary for f in task_files if f.primary})
+        row["compared_on"] = sorted({f.compared_on for f in task_files if f.compared_on})
+        row["denominator"] = denominator(task_files, registry)
         tasks[abbr] = row
     return tasks
+
+
+def denominator(files: Sequence[FileScore], registry: Registry) -> dict[str, Any]:
+    """How many records a task has, how many are inside its headline figure, and the others by reason
+    (one reason per record, so the counts add up)."""
+    reasons: Counter[str] = Counter()
+    scored = 0
+    for f in files:
+        reasons.update(r for r in (_reason(f, it) for it in f.items) if r)
+        scored += _scored(f, registry)
+    return {"n": sum(f.n for f in files), "scored": scored, "reasons": dict(reasons)}
+
+
+def _reason(f: FileScore, item: Mapping[str, Any]) -> str | None:
+    """Why a record is not fully scored, if it is not: the first that applies."""
+    if item["reference"] is None:
+        return "unread" if item["problem"] in f.problems else "no_reference"
+    if not (item["prediction"] or "").strip():
+        return "missing_prediction"
+    status = item["scores"].get("status")
+    if status == "unparsable":
+        return "unparsable"
+    if status in ("out_of_range", "bad_reference"):
+        return "out_of_range"
+    return "judge_failure" if item["counts"].get("judge_failure") else None
+
+
+def _scored(f: FileScore, registry: Registry) -> int:
+    """The records inside the denominator of the file's headline (compared-on) figure."""
+    if f.compared_on is None or f.task is None:
+        return 0
+    task = registry.get(f.task)
+    source = next((x for x in task.sources if x.name == f.source), None)
+    figure = figures_for(scorers_for(registry, task, source)).get(f.compared_on)
+    if figure is None or not figure.items:
+        return f.n
+    return int(sum(it["counts"].get(figure.items, 0.0) for it in f.items))
 
 
 def _category_rows(tasks: dict[str, dict[str, Any]], registry: Registry) -> dict[str, dict[str, Any]]:
@@ -354,6 +374,7 @@ def _configuration_rows(files: Sequence[FileScore]) -> dict[str, dict[str, Any]]
         entry: dict[str, Any] = {
             "notation": mod.notation,
             "files": len(conf_files),
+            "tasks": len({f.task for f in conf_files}),
             "normalized": _round(_mean([f.normalized for f in conf_files if f.normalized is not None])),
         }
         judged = [
@@ -421,6 +442,44 @@ def apply_ratio_to_best(systems: Sequence[SystemScore], registry: Registry) -> N
         )
 
 
+def align_compared_metrics(systems: Sequence[SystemScore], registry: Registry) -> None:
+    """With several systems, compare each file on the first of its source's metrics that every system
+    having the file reports (a system without judge scores puts IP on accuracy for all of them), and take
+    the normalized values from it."""
+    by_file: dict[tuple[str, str | None], list[FileScore]] = defaultdict(list)
+    for s in systems:
+        for f in s.files:
+            if f.scored:
+                by_file[intervals.file_key(f)].append(f)
+    for files in by_file.values():
+        task = registry.get(files[0].task or "")
+        src = next((x for x in task.sources if x.name == files[0].source), None)
+        order = [*(src.metrics if src else task.metrics), FALLBACK]
+        metric = next((k for k in order if all(f.metrics.get(k) is not None for f in files)), None)
+        if metric is None:
+            continue
+        for f in files:
+            f.compared_on = metric
+            f.normalized = _round(
+                absolute_value(metric, float(f.metrics[metric]), src.range if src else None, registry)
+            )
+
+
+def finish_run(
+    systems: Sequence[SystemScore], registry: Registry, options: ScoreOptions | None = None
+) -> list[Comparison]:
+    """After every system of a run is scored: with several systems, one compared metric per file (and the
+    tables and intervals again), the ratio to the best system, and the paired differences of each system
+    against the first."""
+    options = options or ScoreOptions()
+    if len(systems) > 1:
+        align_compared_metrics(systems, registry)
+        for s in systems:
+            aggregate(s, registry, options)
+    apply_ratio_to_best(systems, registry)
+    return intervals.paired_comparisons(systems, registry, options)
+
+
 # ---- entry point -------------------------------------------------------------------------------------
 SKIP_FOLDERS = frozenset({"gpt_result", "abstention"})  # judge records and statistics beside the predictions
 
@@ -475,7 +534,7 @@ def score_system(
             if not src.is_dir():
                 raise ValueError(f"{src}: judge records folder not found")
             log.info("%s: judge scores from the published records in %s", name, src)
-            return judging.load_published(src)
+            return judging.load_published(src, [g.name for g in groups])
         return JudgeScores(judging.NONE)
 
     files, judge = score_files(paths, registry, judge_for, options, name)
@@ -483,5 +542,6 @@ def score_system(
         judge.kind, "none (reference-based fallback for open answers, not comparable with judge scores)"
     )
     system = SystemScore(name=name, files=files, judge=label, judge_metadata=judge.metadata)
-    aggregate(system, registry)
+    system.judge_problems = list(judge.problems)
+    aggregate(system, registry, options)
     return system

@@ -17,6 +17,7 @@ instruction) when zero or several labels are found with the pattern `(?<![a-z0-9
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -43,13 +44,17 @@ class LabelSet:
         aliases = aliases or {}
         return cls(labels, {lab: tuple(dict.fromkeys([lab, *aliases.get(lab, ())])) for lab in labels})
 
+    @functools.cached_property
+    def _by_spelling(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for lab in self.labels:
+            for s in self.spellings.get(lab, (lab,)):
+                out.setdefault(normalize_label(s), lab)  # the first label that a spelling names wins
+        return out
+
     def canonical(self, text: str) -> str | None:
         """The label that `text` spells exactly (after normalization), if any."""
-        norm = normalize_label(text)
-        for lab in self.labels:
-            if any(normalize_label(s) == norm for s in self.spellings.get(lab, (lab,))):
-                return lab
-        return None
+        return self._by_spelling.get(normalize_label(text))
 
     def with_label(self, label: str) -> LabelSet:
         if label in self.labels:
@@ -96,6 +101,7 @@ class LabelDecision:
     correct: bool
     abstained: bool  # zero or several labels found (the original's "does not follow the instruction")
     n_found: int
+    found: tuple[str, ...] = ()  # the labels found in the answer as whole words
 
 
 def match_label(answer: str | None, reference: str, labels: LabelSet) -> LabelDecision:
@@ -109,7 +115,7 @@ def match_label(answer: str | None, reference: str, labels: LabelSet) -> LabelDe
     correct = predicted is not None and (
         predicted == gold if gold is not None else normalize_label(answer) == normalize_label(reference)
     )
-    return LabelDecision(predicted, correct, exact is None and len(found) != 1, len(found))
+    return LabelDecision(predicted, correct, exact is None and len(found) != 1, len(found), tuple(found))
 
 
 @dataclass(frozen=True)
@@ -123,14 +129,21 @@ class ClosedResult:
     confusion: dict[str, dict[str, int]]  # reference label → predicted label (or ABSTAIN) → count
 
 
-def closed_scores(refs: Sequence[str], answers: Sequence[str | None], labels: LabelSet) -> ClosedResult:
-    """Accuracy, abstention and confusion matrix under our rule. Every item stays in the denominator."""
+def closed_scores(
+    refs: Sequence[str],
+    answers: Sequence[str | None],
+    labels: LabelSet,
+    decisions: Sequence[LabelDecision] | None = None,
+) -> ClosedResult:
+    """Accuracy, abstention and confusion matrix under our rule (from `decisions` when the caller has
+    them already). Every item stays in the denominator."""
     if len(refs) != len(answers):
         raise ValueError(f"{len(refs)} references but {len(answers)} answers")
+    if decisions is None:
+        decisions = [match_label(a, r, labels) for r, a in zip(refs, answers, strict=True)]
     correct = abstained = missing = 0
     confusion: dict[str, Counter[str]] = {}
-    for ref, ans in zip(refs, answers, strict=True):
-        d = match_label(ans, ref, labels)
+    for ref, ans, d in zip(refs, answers, decisions, strict=True):
         correct += d.correct
         abstained += d.abstained
         missing += ans is None or not ans.strip()
@@ -181,8 +194,12 @@ def compat_accuracy(refs: Sequence[str], answers: Sequence[str | None]) -> float
     return sum(compat_correct(a, r, labels) for r, a in zip(refs, answers, strict=True)) / len(refs)
 
 
+def compat_abstained(refs: Sequence[str], answers: Sequence[str | None]) -> list[bool]:
+    """`abstention_rate_cal.py`, per answer: zero or several of the file's unique references found."""
+    labels = LabelSet.build(sorted({r.strip().lower().rstrip(". ").strip() for r in refs}))
+    return [len(find_labels(a or "", labels, nested=True)) != 1 for a in answers]
+
+
 def compat_abstention(refs: Sequence[str], answers: Sequence[str | None]) -> tuple[int, int]:
     """`abstention_rate_cal.py`: (abstained, total) with labels = the file's unique references."""
-    labels = LabelSet.build(sorted({r.strip().lower().rstrip(". ").strip() for r in refs}))
-    abstained = sum(len(find_labels(a or "", labels, nested=True)) != 1 for a in answers)
-    return abstained, len(refs)
+    return sum(compat_abstained(refs, answers)), len(refs)

@@ -54,12 +54,18 @@ def ipa_phones(text: str) -> list[str]:
     return [unicodedata.normalize("NFC", p) for p in phones]
 
 
-def phone_error_rate(refs: Sequence[str], hyps: Sequence[str]) -> ErrorRate:
-    """Corpus PER over IPA phones, reference = ground truth."""
+def phone_strings(texts: Sequence[str]) -> list[str]:
+    """Each transcription as its phones joined by spaces (what `phone_error_rate` aligns)."""
+    return [" ".join(ipa_phones(t)) for t in texts]
+
+
+def phone_error_rate(refs: Sequence[str], hyps: Sequence[str], *, phones: bool = False) -> ErrorRate:
+    """Corpus PER over IPA phones, reference = ground truth; `phones=True`: the inputs are already
+    `phone_strings`."""
     # Phones contain no spaces, so joining with spaces lets the word-level aligner count phone edits.
-    return _error_rate(
-        [" ".join(ipa_phones(r)) for r in refs], [" ".join(ipa_phones(h)) for h in hyps], "word"
-    )
+    if not phones:
+        refs, hyps = phone_strings(refs), phone_strings(hyps)
+    return _error_rate(list(refs), list(hyps), "word")
 
 
 def char_error_rate_ipa(refs: Sequence[str], hyps: Sequence[str]) -> ErrorRate:

@@ -15,7 +15,7 @@ import multiprocessing as mp
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -38,6 +38,12 @@ class ErrorRate:
     substitutions: int = 0
     deletions: int = 0
     insertions: int = 0
+    # per utterance: (errors, reference units), what the corpus rate sums (kept out of the results' details)
+    per_item: tuple[tuple[int, int], ...] = field(default=(), repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        """The fields for results.json (without the per-utterance counts)."""
+        return {k: v for k, v in asdict(self).items() if k != "per_item"}
 
 
 @lru_cache(maxsize=1)
@@ -127,6 +133,7 @@ def _error_rate(refs: Sequence[str], hyps: Sequence[str], unit: str) -> ErrorRat
         else jiwer.process_characters(list(refs), list(hyps))
     )
     per_utt = []
+    per_item = []
     ref_units = 0
     for ref_tokens, chunks in zip(out.references, out.alignments, strict=True):
         errs = 0
@@ -136,7 +143,8 @@ def _error_rate(refs: Sequence[str], hyps: Sequence[str], unit: str) -> ErrorRat
             elif c.type == "insert":
                 errs += c.hyp_end_idx - c.hyp_start_idx
         ref_units += len(ref_tokens)
-        per_utt.append(errs / len(ref_tokens) if ref_tokens else float(errs > 0))
+        per_item.append((errs, len(ref_tokens)))
+        per_utt.append(utterance_rate(errs, len(ref_tokens)))
     errors = out.substitutions + out.deletions + out.insertions
     rate = errors / ref_units if ref_units else float(errors > 0)
     return ErrorRate(
@@ -148,7 +156,13 @@ def _error_rate(refs: Sequence[str], hyps: Sequence[str], unit: str) -> ErrorRat
         substitutions=out.substitutions,
         deletions=out.deletions,
         insertions=out.insertions,
+        per_item=tuple(per_item),
     )
+
+
+def utterance_rate(errors: int, ref_units: int) -> float:
+    """One utterance's error rate; an empty reference scores 0 when nothing was inserted, else 1."""
+    return errors / ref_units if ref_units else float(errors > 0)
 
 
 def word_error_rate(
