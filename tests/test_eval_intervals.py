@@ -185,3 +185,18 @@ def test_records_without_a_reference_are_named(tmp_path: Path) -> None:
     write(tmp_path / "s" / "vctk_gender_classification_test.json", [rec("Male.", "Male"), rec(None, "Male")])
     s = score_system([tmp_path / "s"], REG, options=opts(bootstrap=0))
     assert any("record 1: no reference" in p for p in s.problems)
+
+
+def test_records_after_the_break_of_a_list_stay_in_the_denominators(tmp_path: Path) -> None:
+    """A list broken at record 3 of 10: the 7 records from the break on are counted as unread (wrong),
+    not dropped, so the accuracy of the 3 read is not reported as the file's."""
+    lines = [json.dumps(rec("Male.", "Male")) for _ in range(10)]
+    lines[3] = lines[3][:-1]  # record 3 loses its closing brace
+    path = tmp_path / "s" / "vctk_gender_classification_test.json"
+    path.parent.mkdir()
+    path.write_text("[\n" + ",\n".join(lines) + "\n]\n", encoding="utf-8")
+    s = score_system([tmp_path / "s"], REG, options=opts(bootstrap=0))
+    row = s.tasks["SGC"]
+    assert row["n"] == 10 and row["accuracy"] == pytest.approx(0.3)
+    assert row["denominator"]["reasons"] == {"unread": 7}
+    assert "7 more record(s) there, counted as unread" in s.files[0].details["read_error"]

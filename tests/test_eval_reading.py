@@ -115,8 +115,10 @@ def test_a_bad_byte_where_the_syntax_needs_a_character_stops_the_list(tmp_path: 
     text = "[" + ",\n".join(LINES) + "]\n"
     at = text.index(LINES[1]) + len(LINES[1]) - 1  # the second record's closing brace
     (g,) = read(tmp_path, text[:at].encode() + b"\xff" + text[at + 1 :].encode())
-    assert counts([g]) == (1, 1)  # the first record; the list cannot be followed past the byte
-    assert g.read_error is not None and g.read_error.endswith("(the rest of the file was not read)")
+    # the first record is read; the list cannot be followed past the byte, so the record it cut and the
+    # one after it are counted as unread (they stay in the denominators)
+    assert counts([g]) == (3, 1) and [r.unread for r in g.records] == [False, True, True]
+    assert g.read_error is not None and g.read_error.endswith("2 more record(s) there, counted as unread)")
     assert "record 1: not UTF-8 text (byte 0xff" in g.read_error
 
 
@@ -150,8 +152,9 @@ def test_one_bad_file_leaves_the_others_scored(tmp_path: Path):
 def test_bad_records_before_a_stop_are_named_not_lost(tmp_path: Path):
     """A refused record (NaN) just before the place where a list breaks was dropped with the rest."""
     (g,) = read(tmp_path, ("[" + LINES[0] + ',\n{"answer": NaN},\n{"answer": "x"').encode())
-    assert [r.index for r in g.records] == [0, 1]
+    assert [r.index for r in g.records] == [0, 1, 2]  # record 2, cut by the end of the file: unread
     assert g.records[1].problem is not None and "record 1: NaN is not valid JSON" in g.records[1].problem
+    assert g.records[2].unread and "after the break" in (g.records[2].problem or "")
     assert g.read_error is not None and "record 2: malformed JSON" in g.read_error
 
 

@@ -101,7 +101,7 @@ def test_the_denominator_goes_to_the_compared_metric_not_the_first_shown() -> No
         "denominator": {"n": 100, "scored": 97, "reasons": {"unread": 3}},
     }
     cell = task_cell(row)
-    assert "acc 50.0 % over 97 of 100 (3 records of files not read whole)" in cell
+    assert "acc 50.0 % over 97 of 100 (3 unreadable records)" in cell
     assert "judge 3.10 over 60 of 100 (judged)" in cell
 
 

@@ -211,7 +211,12 @@ def test_truncated_json_list_names_the_file(tmp_path: Path):
     )
     s = score_system([p], load_registry(), options=OPTS)
     f = s.files[0]
-    assert f.n == 1 and f.metrics["accuracy"] == 1.0
+    # the record the end of the file cut stays in the denominator as unread
+    assert (
+        f.n == 2
+        and f.metrics["accuracy"] == 0.5
+        and s.tasks["SGC"]["denominator"]["reasons"] == {"unread": 1}
+    )
     assert f.details["read_error"].startswith(str(p)) and "line" in f.details["read_error"]
 
 
@@ -388,7 +393,7 @@ def _damaged(kind: str) -> tuple[str, float, int]:
     whole = json.dumps(good)
     lines = [json.dumps(r) for r in good]
     return {
-        "truncated": (whole[:-20], 1.0, 1),  # the second record is cut
+        "truncated": (whole[:-20], 0.5, 1),  # the second record is cut: unread, counted as wrong
         "trailing-comma": (whole[:-1] + ",]", 0.5, 2),
         "null": ("null", 0.0, 0),
         "42": ("42", 0.0, 0),
@@ -418,7 +423,7 @@ def test_cli_exits_1_on_a_file_not_read_whole_and_marks_it(
     md = (out / "results.md").read_text()
     sgc = next(line for line in md.splitlines() if line.startswith("| SGC"))
     assert f"⚠ not read whole: {pred.name} ({usable} usable record(s) read)" in sgc
-    assert "| ⚠ files not read whole (scores cover the records read) | 1 |" in md
+    assert "| ⚠ files not read whole (unread records count as wrong) | 1 |" in md
     asr = next(line for line in md.splitlines() if line.startswith("| ASR"))
     assert "⚠" not in asr
     html = (out / "report.html").read_text()

@@ -40,6 +40,7 @@ def item_records(group: FileGroup, scores: Scores, figures: Mapping[str, Figure]
                 "reference": r.reference,
                 "prediction": r.prediction,
                 "problem": r.problem,
+                "unread": r.unread,
                 "excluded": excluded(r, counts, readings, figures),
                 "scores": readings,
                 "counts": counts,

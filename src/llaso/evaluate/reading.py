@@ -41,6 +41,7 @@ class Record:
     question: str = ""
     modality: Modality | None = None
     problem: str | None = None  # why the record cannot be fully scored
+    unread: bool = False  # not JSON, or after the break of a list: nothing of it could be read
 
     @property
     def missing_prediction(self) -> bool:
@@ -370,7 +371,7 @@ def _add(groups: _Groups, index: int, rec: dict[str, Any] | None, problem: str |
     """File one record of the file into its task's group."""
     if rec is None:
         g = groups.of_file()
-        g.records.append(Record(index, None, None, problem=problem))
+        g.records.append(Record(index, None, None, problem=problem, unread=True))
         g.problems.append(problem or "")
         g.unreadable += 1
         g.read_error = g.read_error or problem
@@ -420,6 +421,60 @@ def read_prediction_file(path: Path, registry: Registry, display: str | None = N
             _add(groups, index, rec, problem)
     except CorpusFormatError as e:
         g = groups.of_file()
-        g.read_error = f"{e} (the rest of the file was not read)"
+        after = _records_after(path, e.line, e.column)
+        g.read_error = f"{e} (the rest of the file was not read" + (
+            f": {after} more record(s) there, counted as unread)" if after else ")"
+        )
         g.problems.append(g.read_error)
+        first = max((r.index for gr in groups.groups.values() for r in gr.records), default=-1) + 1
+        for i in range(first, first + after):
+            g.records.append(
+                Record(i, None, None, problem=f"{name}, record {i}: after the break, not read", unread=True)
+            )
     return groups.finish()
+
+
+def _records_after(path: Path, line: int | None, column: int | None) -> int:
+    """How many records a list holds from the point where it broke: the records (objects with
+    `conversations`) that decode after it, plus the record the break cut, if one began before it. They
+    count as unread, so a broken or truncated list does not shrink its denominators."""
+    try:
+        if path.stat().st_size > _WALK_LIMIT:
+            return 0
+        text = path.read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return 0
+    # no position: the file ended inside the list
+    stop = len(text) if line is None else _line_offset(text, line) + max(0, (column or 1) - 1)
+    spans = _record_spans(text)
+    before = [sp for sp in spans if sp[0] < stop]
+    after = len(spans) - len(before)
+    gap_start = before[-1][1] if before else text.find("[") + 1
+    return after + ("{" in text[gap_start:stop])
+
+
+def _record_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each object with `conversations` that decodes, not looking inside one."""
+    dec, spans, pos = json.JSONDecoder(), [], 0
+    while (at := text.find("{", pos)) != -1:
+        try:
+            obj, end = dec.raw_decode(text, at)
+        except (ValueError, RecursionError):
+            pos = at + 1
+            continue
+        if isinstance(obj, dict) and "conversations" in obj:
+            spans.append((at, end))
+            pos = end
+        else:
+            pos = at + 1  # a nested object (a turn of a broken record): look on inside it
+    return spans
+
+
+def _line_offset(text: str, line: int) -> int:
+    pos = 0
+    for _ in range(line - 1):
+        nxt = text.find("\n", pos)
+        if nxt == -1:
+            return len(text)
+        pos = nxt + 1
+    return pos

@@ -39,7 +39,8 @@ REPORT_CSS = (
 DAMAGED = "⚠"  # marks the scores of a file that could not be read whole
 DAMAGED_NOTE = (
     f"{DAMAGED} a file that could not be read whole (malformed JSON, a record that is not a JSON object, a "
-    "list cut short): its scores cover only the records read; see the problems below (`llaso eval` exits 1)."
+    "list cut short): the records it could not read, those after a break included, count as unread and wrong; "
+    "see the problems below (`llaso eval` exits 1)."
 )
 COMPAT_NOTE = (
     "llaso-compat: the original scripts' rules (WER without normalization and with reference and "
@@ -60,7 +61,8 @@ REASONS: Mapping[str, tuple[str, str]] = {
     "unparsable": ("unparsable", "unparsable"),
     "out_of_range": ("out of range", "out of range"),
     "judge_failure": ("judge failure", "judge failures"),
-    "unread": ("record of a file not read whole", "records of files not read whole"),
+    "unread": ("unreadable record", "unreadable records"),
+    "invalid_record": ("invalid record", "invalid records"),
 }
 # The per-task value the radar plots and the title that says which, per normalization.
 RADAR_KEYS: Mapping[str, str] = {"absolute": "normalized", "ratio_to_best": "ratio_to_best"}
@@ -327,7 +329,7 @@ def _damage_rows(systems: Sequence[SystemScore]) -> list[list[str]]:
     if not any(damaged_files(s) for s in systems):
         return []
     counts = [str(len(damaged_files(s))) for s in systems]
-    return [[f"{DAMAGED} files not read whole (scores cover the records read)", *counts]]
+    return [[f"{DAMAGED} files not read whole (unread records count as wrong)", *counts]]
 
 
 def _abstention_row(systems: Sequence[SystemScore]) -> list[str]:

@@ -327,8 +327,10 @@ def denominator(files: Sequence[FileScore], registry: Registry) -> dict[str, Any
 
 def _reason(f: FileScore, item: Mapping[str, Any]) -> str | None:
     """Why a record is not fully scored, if it is not: the first that applies."""
-    if item["reference"] is None:
-        return "unread" if item["problem"] in f.problems else "no_reference"
+    if item["unread"]:
+        return "unread"  # not JSON, or after the break of a list
+    if item["reference"] is None:  # not a valid record (named in the problems), or one without a gpt turn
+        return "invalid_record" if item["problem"] in f.problems else "no_reference"
     if not (item["prediction"] or "").strip():
         return "missing_prediction"
     status = item["scores"].get("status")
