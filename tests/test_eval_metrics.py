@@ -211,3 +211,27 @@ def test_reference_scores():
     assert reference_text.rouge_l("a b c d", "a c d e") == pytest.approx(0.75)
     res = reference_text.reference_scores(["a b"], ["a b"])
     assert res.token_f1 == 1.0 and "not comparable" in res.label
+
+
+def test_error_rates_count_the_edits_jiwer_counts() -> None:
+    """Our error rates call rapidfuzz's alignment directly; jiwer (which builds on it) must agree on every
+    utterance and on the substitution / deletion / insertion split."""
+    import jiwer
+
+    from llaso.evaluate.metrics.text_metrics import _error_rate
+
+    refs = ["the cat sat on the mat", "hello world", "a b c d", "one", "x y", "same words here"]
+    hyps = ["the cat sat mat", "hello there world", "d c b a", "", "x y z w", "same words here"]
+    for unit, process in (("word", jiwer.process_words), ("char", jiwer.process_characters)):
+        ours = _error_rate(refs, hyps, unit)
+        theirs = process(refs, hyps)
+        assert (ours.substitutions, ours.deletions, ours.insertions) == (
+            theirs.substitutions,
+            theirs.deletions,
+            theirs.insertions,
+        )
+        per_item = [process(r, h) for r, h in zip(refs, hyps, strict=True)]
+        assert [e for e, _ in ours.per_item] == [
+            o.substitutions + o.deletions + o.insertions for o in per_item
+        ]
+    assert _error_rate(["", "a"], ["b", ""], "word").per_item == ((1, 0), (1, 1))

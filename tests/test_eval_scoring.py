@@ -266,7 +266,7 @@ def test_cli_writes_reports(system: Path, tmp_path: Path, capsys: pytest.Capture
     t = doc["systems"]["tiny"]
     assert t["tasks"]["ASR"]["wer"] == 0.0 and "wer_compat" in t["tasks"]["ASR"]
     assert t["abstention_rate"] == 0.5 and doc["numeric_policy"] == "worst"
-    assert set(doc["versions"]) == {"jiwer", "whisper-normalizer"}
+    assert set(doc["versions"]) == {"rapidfuzz", "whisper-normalizer"}
     assert "not public" in doc["normalization"]["note"]
     assert t["tasks"]["PP"]["mae"] == pytest.approx((2 + 70) / 2)
     html = (out / "report.html").read_text()

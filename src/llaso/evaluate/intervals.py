@@ -42,12 +42,27 @@ def file_replicates(
     figures, source = file_figures(f, registry)
     rows = [it["counts"] for it in (f.items if items is None else items)]
     reps = uncertainty.replicates(rows, figures, weights)
-    metric, label_range = f.compared_on, source.range if source else None
-    if metric in reps:
-        reps[NORMALIZED] = absolute_values(metric or "", reps[metric], label_range, registry)
-    else:  # a file without a value of its metric scores 0 (see scoring._set_primary)
-        reps[NORMALIZED] = np.zeros(weights.shape[0])
+    reps[NORMALIZED] = _normalized(f, reps, source, registry, weights.shape[0])
     return reps
+
+
+def _normalized(
+    f: FileScore, reps: Mapping[str, np.ndarray], source: Source | None, registry: Registry, n: int
+) -> np.ndarray:
+    metric = f.compared_on
+    if metric is None or metric not in reps:  # a file without a value of its metric scores 0 (scoring)
+        return np.zeros(n)
+    return np.asarray(absolute_values(metric, reps[metric], source.range if source else None, registry))
+
+
+def resample_file(f: FileScore, registry: Registry, options: ScoreOptions) -> None:
+    """Fill `f.replicates` (its figures over the run's resamples of its records), if it is scored. Done
+    right after the file is scored: while the text normalizer works on the transcripts, in other processes."""
+    if options.bootstrap <= 0 or not f.scored or not f.items:
+        return
+    rng = uncertainty.generator(options.seed, f.file)
+    weights = uncertainty.resample_counts(len(f.items), options.bootstrap, rng)
+    f.replicates = file_replicates(f, registry, weights)
 
 
 def add_intervals(system: SystemScore, registry: Registry, options: ScoreOptions) -> None:
@@ -56,11 +71,14 @@ def add_intervals(system: SystemScore, registry: Registry, options: ScoreOptions
     if options.bootstrap <= 0:
         return
     for f in system.files:
-        if f.scored and f.items:
-            w = uncertainty.resample_counts(
-                len(f.items), options.bootstrap, uncertainty.generator(options.seed, f.file)
-            )
-            reps = file_replicates(f, registry, w)
+        if not f.replicates:
+            resample_file(f, registry, options)
+        if f.replicates:
+            _, source = file_figures(f, registry)
+            reps = {
+                **f.replicates,
+                NORMALIZED: _normalized(f, f.replicates, source, registry, options.bootstrap),
+            }
             system.replicates[f.file] = reps
             f.ci = {k: ci for k, v in reps.items() if (ci := uncertainty.interval(v)) is not None}
     task_norm = {}

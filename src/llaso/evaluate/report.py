@@ -126,10 +126,10 @@ def _system_entry(s: SystemScore, normalization: str) -> dict[str, Any]:
 
 
 def _file_entry(f: FileScore) -> dict[str, Any]:
-    """A file's scores without its per-item records (those go to items.jsonl); emptied before `asdict`
-    so that thousands of item dicts are not deep-copied only to be dropped."""
-    entry = asdict(replace(f, items=[]))
-    for k in ("file", "items"):
+    """A file's scores without its per-item records (those go to items.jsonl) and bootstrap replicates;
+    emptied before `asdict` so that thousands of item dicts are not deep-copied only to be dropped."""
+    entry = asdict(replace(f, items=[], replicates={}))
+    for k in ("file", "items", "replicates"):
         entry.pop(k)
     return entry
 

@@ -47,6 +47,8 @@ class FileScore:
     compared_on: str | None = None  # with several systems: the metric all of them have for this file
     # one record per scored prediction (what the scorers made of it); written to items.jsonl, not results.json
     items: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    # bootstrap replicates of each figure, made right after the file is scored; not in results.json
+    replicates: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def scored(self) -> bool:
@@ -68,7 +70,7 @@ class SystemScore:
     normalized_score_ci: list[float] | None = None  # 95 % bootstrap interval of normalized_score
     # {"tasks": K, "of": 20, "missing": [abbr, ...]}: the tasks the normalized score averages
     coverage: dict[str, Any] = field(default_factory=dict)
-    # bootstrap replicates per file name and figure (and "normalized"); not part of results.json
+    # bootstrap replicates per file name and figure, with "normalized"; not part of results.json
     replicates: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
     judge_problems: list[str] = field(default_factory=list)  # judge records that could not be used
 

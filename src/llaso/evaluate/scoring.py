@@ -241,6 +241,7 @@ def score_files(
         out[i] = score_group(
             g, registry, judge_view(judge, g.name) if g.task else None, options, early.get(i)
         )
+        intervals.resample_file(out[i], registry, options)
     return [out[i] for i in range(len(groups))], judge
 
 

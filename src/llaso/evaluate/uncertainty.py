@@ -30,7 +30,8 @@ def resample_counts(n: int, replicates: int, rng: np.random.Generator) -> np.nda
     """A replicates × n matrix: how often each of n items is drawn in each resample of size n."""
     if n == 0:
         return np.zeros((replicates, 0))
-    draws = rng.integers(0, n, size=(replicates, n)) + n * np.arange(replicates)[:, None]
+    offsets = n * np.arange(replicates, dtype=np.int64)[:, None]
+    draws = rng.integers(0, n, size=(replicates, n), dtype=np.int32) + offsets
     return np.bincount(draws.ravel(), minlength=replicates * n).reshape(replicates, n).astype(float)
 
 

@@ -66,7 +66,7 @@ def _pattern(spelling: str) -> re.Pattern[str]:
     return re.compile(r"(?<![a-z0-9])" + re.escape(normalize_label(spelling)) + r"(?![a-z0-9])", re.I)
 
 
-_PATTERN_CACHE: dict[str, re.Pattern[str]] = {}
+_PATTERN_CACHE: dict[str, tuple[str, re.Pattern[str]]] = {}
 
 
 def find_labels(answer: str, labels: LabelSet, *, nested: bool = False) -> list[str]:
@@ -79,10 +79,12 @@ def find_labels(answer: str, labels: LabelSet, *, nested: bool = False) -> list[
     spans: list[tuple[int, int, str]] = []
     for lab in labels.labels:
         for sp in labels.spellings.get(lab, (lab,)):
-            pat = _PATTERN_CACHE.get(sp)
-            if pat is None:
-                pat = _PATTERN_CACHE.setdefault(sp, _pattern(sp))
-            spans.extend((m.start(), m.end(), lab) for m in pat.finditer(text))
+            cached = _PATTERN_CACHE.get(sp)
+            if cached is None:
+                cached = _PATTERN_CACHE.setdefault(sp, (normalize_label(sp), _pattern(sp)))
+            needle, pat = cached
+            if needle in text:  # most labels are absent: a substring test rules them out first
+                spans.extend((m.start(), m.end(), lab) for m in pat.finditer(text))
     if not nested:
         spans = [
             s
