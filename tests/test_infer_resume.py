@@ -241,8 +241,28 @@ def test_records_that_are_not_samples_become_error_records_and_the_run_goes_on(
         assert rec["answer"] is None and rec["error"].startswith(f"{data}, record {index}: "), rec["error"]
         assert len(rec["error"]) < 2000
     assert "no human turn" in final[1]["error"] and "File name too long" in final[4]["error"]
-    # the error records are results like any other: a rerun reuses all of them
-    assert _infer(loaded, root, [data], out)[f"{NAME}.json"]["skipped"] == 9
+    # a rerun reuses the error records of records that are not samples (nothing would change them) and
+    # retries the sample whose audio could not be read
+    again = _infer(loaded, root, [data], out)[f"{NAME}.json"]
+    assert again == {"items": 9, "decoded": 0, "errors": 1, "skipped": 8}
+    assert "File name too long" in list(iter_records(out / f"{NAME}.jsonl"))[4]["error"]
+
+
+def test_a_rerun_retries_the_error_records_of_samples(loaded: tuple[Any, Any], root: Path) -> None:
+    """An audio missing at the first run and restored before the second: the second run answers it, and
+    decodes nothing else."""
+    data = root / f"{NAME}.json"
+    write_records(data, [_record(0), _record(1, audio=99), _record(2)])
+    out = root.parent / "out"
+    assert _infer(loaded, root, [data], out)[f"{NAME}.json"]["errors"] == 1
+    assert list(iter_records(out / f"{NAME}.jsonl"))[1]["answer"] is None
+    (root / "audio" / "5.wav").rename(root / "audio" / "99.wav")
+    assert _infer(loaded, root, [data], out)[f"{NAME}.json"] == {
+        "items": 3, "decoded": 1, "errors": 0, "skipped": 2,
+    }  # fmt: skip
+    final = list(iter_records(out / f"{NAME}.jsonl"))
+    assert [r["id"] for r in final] == ["g0", "g1", "g2"] and all(isinstance(r["answer"], str) for r in final)
+    assert all("error" not in r for r in final)
 
 
 def test_a_jsonl_line_that_is_not_json_is_an_error_record(loaded: tuple[Any, Any], root: Path) -> None:

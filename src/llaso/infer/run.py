@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import hashlib
 import itertools
-import json
 import logging
 import os
 import time
@@ -29,11 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from llaso.corpus.audio import audio_duration
 from llaso.corpus.jsonio import CorpusFormatError, expand_inputs, iter_records
 from llaso.corpus.paths import AudioPathError, resolve_audio_path
+from llaso.infer.backends.base import Backend, ItemFailure
+from llaso.infer.backends.llaso import (  # noqa: F401  (load_model, NotALlasoModel: this module's API too)
+    LlasoBackend,
+    NotALlasoModel,
+    load_model,
+    model_identity,
+)
 from llaso.infer.store import (
     ERROR_KEY,
     ItemKey,
@@ -43,26 +46,13 @@ from llaso.infer.store import (
     item_keys,
     text_fingerprint,
 )
-from llaso.model import LlasoForConditionalGeneration, LlasoProcessor
-from llaso.model.processing import LlasoInputError
 from llaso.schema import Sample, SampleError
 from llaso.tasks.registry import Registry, load_registry
 from llaso.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
-BACKEND = "llaso"  # the generation backend, one of a store's settings
-# what preparing one item may raise (a bad path, unreadable audio, text the tokenizer refuses): that item's
-# error record, never the end of the run
-_ITEM_ERRORS = (ValueError, OSError, TypeError)
-# the files of a model folder whose sizes and modification times tell one model from another
-_MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".model", ".json", ".txt",
-                        ".jinja")  # fmt: skip
 _MAX_PROBLEM = 400  # characters of an error message kept in an error record (a path may be 1 MB)
-
-
-class NotALlasoModel(ValueError):
-    pass
 
 
 @dataclass
@@ -111,60 +101,14 @@ class InferSummary:
         return "\n".join(lines)
 
 
-def load_model(
-    model_dir: str | os.PathLike[str], *, dtype: Any = None, device: str | None = None
-) -> tuple[Any, Any]:
-    """The model and processor of a `llaso` model folder; anything else gets a clear error."""
-    path = Path(model_dir)
-    cfg = path / "config.json"
-    if not cfg.is_file():
-        raise NotALlasoModel(f"{path} is not a model folder (no config.json)")
-    model_type = json.loads(cfg.read_text(encoding="utf-8")).get("model_type")
-    if model_type != "llaso":
-        raise NotALlasoModel(
-            f"{path} holds a {model_type!r} model, not a llaso model (config.json model_type must be 'llaso'); "
-            "build one with `llaso weights import` and the training recipe, or convert an original LLaSO "
-            "checkpoint (docs/model.md)"
-        )
-    model = LlasoForConditionalGeneration.from_pretrained(path, dtype=dtype)
-    processor = LlasoProcessor.from_pretrained(path)
-    if device:
-        model.to(device)  # type: ignore[arg-type]  # transformers types .to() as a decorator here
-    return model.eval(), processor
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:32]
-
-
-def model_identity(model: Any) -> dict[str, str]:
-    """What tells this model from another: the folder it was loaded from (its config.json's content, and
-    the names, sizes and modification times of its weight and tokenizer files), or, for a model made in
-    memory, its config and the bytes of its parameters."""
-    name = str(getattr(model, "name_or_path", "") or "")
-    folder = Path(name)
-    if name and (folder / "config.json").is_file():
-        files = sorted(
-            (f.name, st.st_size, st.st_mtime_ns)
-            for f in folder.iterdir()
-            if f.suffix in _MODEL_FILE_SUFFIXES and f.name != "config.json" and f.is_file()
-            for st in (f.stat(),)
-        )
-        return {
-            "model_config": _sha((folder / "config.json").read_bytes()),
-            "model_files": _sha(json.dumps(files).encode()),
-        }
-    h = hashlib.sha256()
-    for key, t in model.state_dict().items():
-        h.update(key.encode())
-        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return {"model_config": _sha(model.config.to_json_string().encode()), "model_files": h.hexdigest()[:32]}
-
-
 def run_settings(model: Any, opts: InferOptions) -> dict[str, Any]:
+    """The settings of a llaso model's store (see `settings_of`)."""
+    return settings_of(LlasoBackend(model, None), opts)
+
+
+def settings_of(backend: Backend, opts: InferOptions) -> dict[str, Any]:
     """The settings a store records besides each item's budget: a result made with others is not reused."""
-    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
-    return {"backend": BACKEND, **model_identity(model), "dtype": dtype, "limit": opts.limit}
+    return {**backend.settings(), "limit": opts.limit}
 
 
 @dataclass
@@ -264,23 +208,15 @@ def _check_budgets(
 
 
 class _Run:
-    """One `run_inference` call: the model, the options, and the summary it fills file by file."""
+    """One inference run: the backend, the options, and the summary it fills file by file."""
 
     def __init__(
-        self,
-        model: Any,
-        processor: Any,
-        opts: InferOptions,
-        rank: int,
-        world_size: int,
-        barrier: Callable[[], None],
+        self, backend: Backend, opts: InferOptions, rank: int, world_size: int, barrier: Callable[[], None]
     ) -> None:
-        self.model, self.processor, self.opts = model, processor, opts
+        self.backend, self.opts = backend, opts
         self.rank, self.world_size, self.barrier = rank, world_size, barrier
-        self.device = next(model.parameters()).device
-        self.feat_dtype = next(model.parameters()).dtype
         self.registry = load_registry()
-        self.settings = run_settings(model, opts)
+        self.settings = settings_of(backend, opts)
         self.summary = InferSummary()
         self.t0 = time.perf_counter()
 
@@ -300,7 +236,7 @@ class _Run:
         done = store.load()
         self.barrier()  # every process has read the logs before anyone appends
         _check_budgets(store, items, keys, budgets, done)
-        pending = [i for i, key in enumerate(keys) if key not in done]
+        pending = [i for i, key in enumerate(keys) if _to_do(items[i], done.get(key))]
         counts = {"items": len(items), "decoded": 0, "errors": 0, "skipped": len(items) - len(pending)}
         self.summary.files[name] = counts
         self.summary.skipped += counts["skipped"]
@@ -337,14 +273,16 @@ class _Run:
         good = [i for i in mine if items[i].sample is not None]
         bar = progress_bar(desc=path.name, unit="sample", total=len(mine), disable=not self.opts.progress)
         bar.update(len(refused))
-        for budget, idx in _batches(good, budgets, self.opts.batch_size):
-            results = self._decode(path, items, idx, budget, counts, secs)
-            store.add((keys[i], budget, rec) for i, rec in results)
-            elapsed = time.perf_counter() - self.t0
-            bar.update(len(results))
-            bar.set_postfix(RTFx=f"{self.summary.audio_seconds / elapsed:.1f}" if elapsed else "-")
-        bar.close()
-        store.close()
+        try:
+            for budget, idx in _batches(good, budgets, self.backend.batch_size):
+                results = self._decode(path, items, idx, budget, counts, secs)
+                store.add((keys[i], budget, rec) for i, rec in results)
+                elapsed = time.perf_counter() - self.t0
+                bar.update(len(results))
+                bar.set_postfix(RTFx=f"{self.summary.audio_seconds / elapsed:.1f}" if elapsed else "-")
+        finally:
+            bar.close()
+            store.close()
 
     def _refused(
         self,
@@ -371,55 +309,57 @@ class _Run:
         counts: dict[str, int],
         secs: dict[int, float],
     ) -> list[tuple[int, dict[str, Any]]]:
-        """(item, output record) for one batch: the answers, and an error record for each refused sample."""
-        results, idx, batch = self._prepare(path, items, idx)
-        counts["errors"] += len(results)
-        self.summary.errors += len(results)
-        if not idx:
-            return results
-        batch = {k: v.to(self.device) for k, v in batch.items()}
-        if "input_features" in batch:
-            batch["input_features"] = batch["input_features"].to(self.feat_dtype)
-        with torch.inference_mode():
-            out = self.model.generate(**batch, max_new_tokens=budget, do_sample=False, num_beams=1)
-        texts = self.processor.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
-        for i, text in zip(idx, texts, strict=True):
+        """(item, output record) for one batch: the answers, and an error record for each failed sample."""
+        answers = self.backend.generate([_sample(items[i]) for i in idx], budget)
+        results = []
+        for i, answer in zip(idx, answers, strict=True):
+            if isinstance(answer, ItemFailure):
+                problem = _short(f"{path}, record {i}: {answer.problem}")
+                log.warning("%s", problem)
+                results.append((i, _error_record(items[i], problem)))
+                counts["errors"] += 1
+                self.summary.errors += 1
+                continue
             s = _sample(items[i])
-            s.prediction = text.strip()
+            s.prediction = answer
             results.append((i, s.to_record()))
             self.summary.audio_seconds += secs.get(i, 0.0)
-        counts["decoded"] += len(idx)
-        self.summary.decoded += len(idx)
+            counts["decoded"] += 1
+            self.summary.decoded += 1
         return results
 
-    def _prepare(
-        self, path: Path, items: list[Item], idx: list[int]
-    ) -> tuple[list[tuple[int, dict[str, Any]]], list[int], Any]:
-        """The processor's batch of `idx`; when it refuses the batch, the bad samples are found one by one
-        (they get error records) and the others still run together. Returns (error records, good items,
-        batch)."""
-        try:
-            return [], idx, self._from_samples([items[i] for i in idx])
-        except _ITEM_ERRORS:
-            pass
-        errors: list[tuple[int, dict[str, Any]]] = []
-        good = []
-        for i in idx:
-            try:
-                self._from_samples([items[i]])
-                good.append(i)
-            except _ITEM_ERRORS as e:
-                reason = e.problem if isinstance(e, LlasoInputError) else f"{type(e).__name__}: {e}"
-                problem = _short(f"{path}, record {i}: {reason}")
-                errors.append((i, _error_record(items[i], problem)))
-                log.warning("%s", problem)
-        return errors, good, self._from_samples([items[i] for i in good]) if good else None
 
-    def _from_samples(self, batch: list[Item]) -> Any:
-        samples = [_sample(it) for it in batch]
-        return self.processor.from_samples(
-            samples, audio_root=self.opts.audio_root, add_generation_prompt=True
-        )
+def _to_do(item: Item, stored: Stored | None) -> bool:
+    """Whether an item must be decoded: it has no result yet, or its result is an error record of a sample
+    (a missing audio since restored, an endpoint that failed): a rerun retries exactly those."""
+    if stored is None:
+        return True
+    return item.sample is not None and ERROR_KEY in stored.record
+
+
+def run_backend(
+    backend: Backend,
+    data: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    opts: InferOptions | None = None,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    barrier: Callable[[], None] = lambda: None,
+) -> InferSummary:
+    """Decode every item of every eval file in `data` into `out_dir` with `backend` (see the module
+    docstring). `BackendStop` from the backend ends the run; what was decoded stays in the store."""
+    files = eval_files(data)
+    if not files:
+        raise ValueError(f"no .json/.jsonl eval files in {', '.join(map(str, data))}")
+    run = _Run(backend, opts or InferOptions(), rank, world_size, barrier)
+    out = Path(out_dir)
+    for path, name in files:  # a store made with other settings is refused before anything is decoded
+        run.store(path, out / name.parent).check()
+    for path, name in files:
+        run.file(path, out / name.parent, str(name))
+    run.summary.seconds = time.perf_counter() - run.t0
+    return run.summary
 
 
 def run_inference(
@@ -433,18 +373,10 @@ def run_inference(
     world_size: int = 1,
     barrier: Callable[[], None] = lambda: None,
 ) -> InferSummary:
-    """Decode every item of every eval file in `data` into `out_dir` (see the module docstring)."""
-    files = eval_files(data)
-    if not files:
-        raise ValueError(f"no .json/.jsonl eval files in {', '.join(map(str, data))}")
-    run = _Run(model, processor, opts or InferOptions(), rank, world_size, barrier)
-    out = Path(out_dir)
-    for path, name in files:  # a store made with other settings is refused before anything is decoded
-        run.store(path, out / name.parent).check()
-    for path, name in files:
-        run.file(path, out / name.parent, str(name))
-    run.summary.seconds = time.perf_counter() - run.t0
-    return run.summary
+    """`run_backend` with a loaded llaso model and its processor."""
+    opts = opts or InferOptions()
+    backend = LlasoBackend(model, processor, audio_root=opts.audio_root, batch_size=opts.batch_size)
+    return run_backend(backend, data, out_dir, opts, rank=rank, world_size=world_size, barrier=barrier)
 
 
 def eval_files(data: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, Path]]:
