@@ -393,3 +393,13 @@ def test_reports_of_a_really_scored_tiny_corpus(tmp_path: Path) -> None:
         rf"\| PP \(paralinguistic\) \| MAE 36\.0 {interval} \(compat 2\.0\) n=2 \(1 unparsable\) \|", md
     )
     assert re.search(r"\*\*\d\.\d{3} \[\d\.\d{3}–\d\.\d{3}\] over 2 of 20 tasks\*\*", md)
+
+
+def test_the_judge_note_gives_the_success_rate() -> None:
+    from llaso.evaluate.report import judge_note
+    from llaso.evaluate.results import SystemScore
+
+    meta = {"model": "m", "requested": 200, "judged": 150, "stopped": "judge deadline reached"}
+    note = judge_note(SystemScore("sys", [], "llm judge", meta))
+    assert note == "sys: judge = llm judge (m); 150 of 200 item(s) judged (75.0 %), stopped: judge deadline reached"
+    assert judge_note(SystemScore("sys", [], "none")) == "sys: judge = none"

@@ -561,17 +561,25 @@ def fallback_notes(systems: Sequence[SystemScore], registry: Registry) -> list[s
     return out
 
 
+def judge_note(s: SystemScore) -> str:
+    """Which judge, and how many of the items it was asked about it scored (its success rate)."""
+    meta = s.judge_metadata
+    text = f"{s.name}: judge = {s.judge}" + (f" ({meta['model']})" if meta.get("model") else "")
+    requested, judged = meta.get("requested"), meta.get("judged")
+    if requested:
+        text += f"; {judged} of {requested} item(s) judged ({100 * (judged or 0) / requested:.1f} %)"
+        if meta.get("stopped"):
+            text += f", stopped: {meta['stopped']}"
+    return text
+
+
 def notes(
     systems: Sequence[SystemScore],
     options: ScoreOptions,
     registry: Registry | None = None,
     comparisons: Sequence[Comparison] = (),
 ) -> list[str]:
-    out = [
-        f"{s.name}: judge = {s.judge}"
-        + (f" ({s.judge_metadata.get('model')})" if s.judge_metadata.get("model") else "")
-        for s in systems
-    ]
+    out = [judge_note(s) for s in systems]
     out += [numeric_note(options.numeric_policy), interval_note(options)]
     out += coverage_notes(systems)
     if registry is not None:
