@@ -16,8 +16,11 @@ records. A backend only turns a batch of samples into answers:
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from llaso.schema import Sample
@@ -44,3 +47,28 @@ class Backend(Protocol):
     def settings(self) -> dict[str, Any]: ...
 
     def generate(self, samples: Sequence[Sample], max_new_tokens: int) -> list[Result]: ...
+
+
+# the files of a model folder whose sizes and modification times tell one model from another
+MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".model", ".json", ".txt",
+                       ".jinja", ".tiktoken")  # fmt: skip
+
+
+def sha(data: bytes, n: int = 32) -> str:
+    return hashlib.sha256(data).hexdigest()[:n]
+
+
+def folder_identity(folder: Path) -> dict[str, str]:
+    """What tells one model folder from another: its config.json's content, and the names, sizes and
+    modification times of its weight, tokenizer and processor files (reading gigabytes of weights to hash
+    them would cost more than a run's start-up)."""
+    files = sorted(
+        (f.name, st.st_size, st.st_mtime_ns)
+        for f in folder.iterdir()
+        if f.suffix in MODEL_FILE_SUFFIXES and f.name != "config.json" and f.is_file()
+        for st in (f.stat(),)
+    )
+    return {
+        "model_config": sha((folder / "config.json").read_bytes()),
+        "model_files": sha(json.dumps(files).encode()),
+    }

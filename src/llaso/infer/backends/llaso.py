@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from llaso.infer.backends.base import ItemFailure, Result
+from llaso.infer.backends.base import ItemFailure, Result, folder_identity, sha
 from llaso.model import LlasoForConditionalGeneration, LlasoProcessor
 from llaso.model.processing import LlasoInputError
 from llaso.schema import Sample
@@ -26,9 +26,6 @@ NAME = "llaso"
 # what preparing one item may raise (a bad path, unreadable audio, text the tokenizer refuses): that item's
 # failure, never the end of the run
 ITEM_ERRORS = (ValueError, OSError, TypeError)
-# the files of a model folder whose sizes and modification times tell one model from another
-MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".model", ".json", ".txt",
-                       ".jinja")  # fmt: skip
 
 
 class NotALlasoModel(ValueError):
@@ -55,25 +52,6 @@ def load_model(
     if device:
         model.to(device)  # type: ignore[arg-type]  # transformers types .to() as a decorator here
     return model.eval(), processor
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:32]
-
-
-def folder_identity(folder: Path) -> dict[str, str]:
-    """A model folder's config.json content and the names, sizes and modification times of its weight and
-    tokenizer files."""
-    files = sorted(
-        (f.name, st.st_size, st.st_mtime_ns)
-        for f in folder.iterdir()
-        if f.suffix in MODEL_FILE_SUFFIXES and f.name != "config.json" and f.is_file()
-        for st in (f.stat(),)
-    )
-    return {
-        "model_config": sha((folder / "config.json").read_bytes()),
-        "model_files": sha(json.dumps(files).encode()),
-    }
 
 
 def model_identity(model: Any) -> dict[str, str]:
