@@ -401,5 +401,8 @@ def test_the_judge_note_gives_the_success_rate() -> None:
 
     meta = {"model": "m", "requested": 200, "judged": 150, "stopped": "judge deadline reached"}
     note = judge_note(SystemScore("sys", [], "llm judge", meta))
-    assert note == "sys: judge = llm judge (m); 150 of 200 item(s) judged (75.0 %), stopped: judge deadline reached"
+    assert (
+        note
+        == "sys: judge = llm judge (m); 150 of 200 item(s) judged (75.0 %), stopped: judge deadline reached"
+    )
     assert judge_note(SystemScore("sys", [], "none")) == "sys: judge = none"

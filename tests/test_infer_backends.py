@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers.audio import write_tone
-from helpers.tiny_audio_llms import build_llama, build_qwen2_audio
 from llaso.cli import main
 from llaso.corpus.jsonio import iter_records, write_records
 from llaso.infer.backends import ModelSpec, backend_kind
+
+from helpers.audio import write_tone
+from helpers.tiny_audio_llms import build_llama, build_qwen2_audio
 
 
 def _corpus(root: Path) -> Path:
