@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from llaso.corpus.jsonio import iter_records, write_records
 from llaso.infer.backends import ModelSpec, backend_kind
 
 from helpers.audio import write_tone
+from helpers.chat_server import chat_server
 from helpers.tiny_audio_llms import build_llama, build_qwen2_audio
 
 
@@ -81,3 +84,29 @@ def test_a_model_spec_names_one_source() -> None:
     with pytest.raises(ValueError, match="needs --api-model"):
         ModelSpec(api_url="http://127.0.0.1:1/v1").check()
     assert backend_kind(ModelSpec(api_url="http://127.0.0.1:1/v1", api_model="x")) == "openai"
+
+
+def test_an_endpoint_run_needs_neither_torch_nor_transformers() -> None:
+    code = (
+        "import sys\n"
+        "from llaso.infer.backends import ModelSpec, open_backend\n"
+        "import llaso.infer.run, llaso.cli.infer\n"
+        "b = open_backend(ModelSpec(api_url='http://127.0.0.1:9/v1', api_model='m'))\n"
+        "print(b.name, 'torch' in sys.modules, 'transformers' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["openai", "False", "False"]
+
+
+def test_a_stopped_endpoint_run_ends_with_a_message_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _corpus(tmp_path / "c")
+    with chat_server(behaviour=lambda n, seen: "400-audio") as server:
+        args = ["infer", "--api-url", server.url, "--api-model", "m", "--data", str(data), "--quiet"]
+        args += ["--out", str(tmp_path / "p"), "--audio-root", str(tmp_path / "c"), "--concurrency", "1"]
+        rc = main([*args, "--max-consecutive-failures", "2"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    assert "error:" in err and "a rerun goes on from them" in err
+    assert len(server.requests) == 2  # stopped after two identical refusals, of the 3 items that have audio

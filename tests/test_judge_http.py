@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +17,9 @@ from urllib.parse import parse_qs
 import pytest
 
 from llaso.evaluate.judge import JudgeConfig, JudgeItem, LlmJudge
-from llaso.evaluate.judge_http import JudgeTarget
+from llaso.utils.http import ApiTarget
 
+from helpers.chat_server import all_logs
 from helpers.judge_server import judge_server
 
 PASSWORD = "PW-s3cr3t-5678"
@@ -51,31 +51,12 @@ def secret_forms() -> list[str]:
     return [PASSWORD, QUERY_KEY, basic]
 
 
-@pytest.fixture
-def all_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+@pytest.fixture(name="all_logs")
+def all_logs_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     """Every log record of every logger at DEBUG, formatted, into one buffer."""
     monkeypatch.delenv("LLASO_TEST_JUDGE_KEY", raising=False)
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setLevel(logging.DEBUG)
-    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
-    root = logging.getLogger()
-    loggers = [
-        root,
-        *(lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)),
-    ]
-    saved = [(lg, lg.level, lg.disabled) for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.DEBUG)
-        lg.disabled = False
-    root.addHandler(handler)
-    try:
+    with all_logs() as buffer:
         yield buffer
-    finally:
-        root.removeHandler(handler)
-        for lg, level, disabled in saved:
-            lg.setLevel(level)
-            lg.disabled = disabled
 
 
 # ---- B7: total time per call, the stage deadline, consecutive failures --------------------------------
@@ -176,15 +157,15 @@ def test_an_api_key_from_the_environment_is_sent_as_a_bearer_and_never_logged(
     assert "sk-env-s3cr3t-9999" not in all_logs.getvalue()
 
 
-def test_judge_target_parsing() -> None:
-    t = JudgeTarget.parse("https://us%40er:p%3Ass@host:8443/v1?api-key=a%2Bb&x=1")
+def test_api_target_parsing() -> None:
+    t = ApiTarget.parse("https://us%40er:p%3Ass@host:8443/v1?api-key=a%2Bb&x=1")
     assert t.base_url == "https://host:8443/v1" and t.query == "api-key=a%2Bb&x=1"
     assert (t.username, t.password) == ("us@er", "p:ss")
     assert "p:ss" in t.secrets() and "a%2Bb" in t.secrets() and "a+b" in t.secrets()
-    plain = JudgeTarget.parse("http://127.0.0.1:8000/v1")
+    plain = ApiTarget.parse("http://127.0.0.1:8000/v1")
     assert plain.authorization() is None and plain.query == "" and plain.secrets() == []
     with pytest.raises(ValueError, match="http") as err:
-        JudgeTarget.parse("ftp://u:pw-s3cr3t@host/v1")
+        ApiTarget.parse("ftp://u:pw-s3cr3t@host/v1")
     assert "pw-s3cr3t" not in str(err.value)
 
 
@@ -207,7 +188,7 @@ def test_an_http_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPa
 
 
 def test_no_proxy_and_unsupported_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    from llaso.evaluate.judge_http import _environment_proxy
+    from llaso.utils.http import _environment_proxy
 
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("NO_PROXY", "judge.local")

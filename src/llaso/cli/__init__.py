@@ -140,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not args.verbose:  # the HTTP clients log a line per request: 15,000 lines for an endpoint's eval run
+        for name in ("httpx", "httpx2", "httpcore", "httpcore2"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:

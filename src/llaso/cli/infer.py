@@ -134,7 +134,7 @@ def run_infer(args: argparse.Namespace) -> int:
     spec = _model_spec(args)
     per_task = _per_task_budgets(args.max_new_tokens_for)
     # llaso.infer.run imports torch only through a local model's backend: `llaso infer --help` stays fast
-    from llaso.infer.backends import backend_kind, open_backend
+    from llaso.infer.backends import BackendStop, backend_kind, open_backend
     from llaso.infer.run import InferOptions, run_backend
 
     procs = _processes(args.device) if backend_kind(spec) != "openai" else None
@@ -152,7 +152,13 @@ def run_infer(args: argparse.Namespace) -> int:
     backend = open_backend(
         spec, dtype=args.dtype, device=device, audio_root=args.audio_root, batch_size=args.batch_size
     )
-    summary = run_backend(backend, args.data, args.out, opts, rank=rank, world_size=world, barrier=barrier)
+    try:
+        summary = run_backend(
+            backend, args.data, args.out, opts, rank=rank, world_size=world, barrier=barrier
+        )
+    except BackendStop as stop:
+        print(f"error: {stop}; the results so far are kept, and a rerun goes on from them", file=sys.stderr)
+        return 1
     if rank == 0:
         print(summary.text())
     return 0

@@ -6,13 +6,13 @@ judge only the reference and the predicted answer. This judge also shows the que
 :data:`PROMPT_HASH`), and adds bounded concurrency, retries with backoff, and an on-disk cache.
 
 Time is bounded three ways: ``timeout`` bounds each call's total time (not each read; see
-`llaso.evaluate.judge_http`), ``deadline`` the whole stage, and ``max_consecutive_failures`` failed items
-in a row stop it; items not judged then fail with the reason.
+`llaso.utils.http`, the HTTP layer shared with the endpoint backend of `llaso infer`), ``deadline`` the
+whole stage, and ``max_consecutive_failures`` failed items in a row stop it; items not judged then fail
+with the reason.
 
 Secrets never reach a log, the cache or :meth:`LlmJudge.metadata`: the API key is read from the environment
 variable named in :class:`JudgeConfig`; user:password and a query string in the base URL are sent by the
-transport of `llaso.evaluate.judge_http` (basic auth, query appended below the loggers) and masked in error
-texts.
+transport of `llaso.utils.http` (basic auth, query appended below the loggers) and masked in error texts.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import os
-import random
 import re
 import threading
 import time
@@ -29,10 +28,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from llaso.utils.http import ApiClient, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +67,6 @@ USER_TEMPLATE: str = (
 PROMPT_HASH: str = hashlib.sha256((SYSTEM_PROMPT + USER_TEMPLATE).encode("utf-8")).hexdigest()[:16]
 
 CACHE_FILE_NAME = "judge_cache.jsonl"
-_DUMMY_API_KEY = "sk-no-key-required"
-_RETRYABLE_STATUS = frozenset({408, 409, 429})
 
 
 @dataclass(frozen=True)
@@ -198,15 +197,11 @@ def cache_key(model: str, item: JudgeItem, settings: dict[str, Any] | None = Non
 
 
 def strip_credentials(url: str) -> str:
-    """``url`` fit to be shown: without user:password, and each query value replaced by ``***`` except
-    those of API versions (any query value may be a key: ``?code=`` of a cloud function)."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    query = []
-    for pair in parts.query.split("&") if parts.query else []:
-        name, _, value = pair.partition("=")
-        query.append(pair if "version" in name.lower() else f"{name}=***" if value else name)
-    return urlunsplit((parts.scheme, host, parts.path, "&".join(query), ""))
+    """`llaso.utils.http.strip_credentials` (imported when called: the HTTP layer loads httpx2, which
+    scoring the published records does not need)."""
+    from llaso.utils.http import strip_credentials as strip
+
+    return strip(url)
 
 
 def _result_from_reply(item_key: str, reply: str, cached: bool) -> JudgeResult:
@@ -318,10 +313,10 @@ class _Run:
 class LlmJudge:
     """Scores :class:`JudgeItem` s with an OpenAI-compatible chat model.
 
-    Retries (connection errors, timeouts, 408/409/429 and 5xx) use exponential backoff with full jitter:
-    attempt ``n`` (0-based) waits ``uniform(0, min(backoff_max, backoff_base * 2**n))`` seconds, or the
-    server's Retry-After if that is longer (capped at ``backoff_max``). At most ``1 + max_retries`` attempts
-    are made per item, each bounded to ``timeout`` seconds in all. The SDK's own retries are disabled.
+    Retries follow `llaso.utils.http.RetryPolicy` (connection errors, timeouts, 408/409/429 and 5xx, with
+    full-jitter exponential backoff from ``backoff_base`` up to ``backoff_max`` seconds, or the server's
+    Retry-After). At most ``1 + max_retries`` attempts are made per item, each bounded to ``timeout``
+    seconds in all. The SDK's own retries are disabled.
     """
 
     backoff_base: float = 0.5
@@ -330,9 +325,7 @@ class LlmJudge:
     def __init__(self, config: JudgeConfig) -> None:
         # openai takes seconds to import; scoring imports this module for the published records, which need
         # no client, so only a live judge pays for it.
-        import openai
-
-        from llaso.evaluate.judge_http import JudgeTarget, make_http_client
+        from llaso.utils.http import ApiClient
 
         if config.max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1")
@@ -341,21 +334,12 @@ class LlmJudge:
         if config.timeout <= 0 or (config.deadline is not None and config.deadline <= 0):
             raise ValueError("the judge timeout and deadline must be > 0 seconds")
         self.config = config
-        self._openai = openai
-        target = JudgeTarget.parse(config.base_url)
-        self._api_key = os.environ.get(config.api_key_env) or _DUMMY_API_KEY
-        if target.username is not None and self._api_key != _DUMMY_API_KEY:
-            logger.warning(
-                "judge: the URL's user:password is sent as basic auth; $%s is not sent", config.api_key_env
-            )
-        self._secrets = [*target.secrets(), *([self._api_key] if self._api_key != _DUMMY_API_KEY else [])]
-        http_client = make_http_client(target, config.timeout, config.max_concurrency)
-        self._client = openai.OpenAI(
-            base_url=target.base_url,
-            api_key=self._api_key,
+        self._api: ApiClient = ApiClient(
+            config.base_url,
+            api_key_env=config.api_key_env,
             timeout=config.timeout,
-            max_retries=0,
-            http_client=http_client,
+            max_connections=config.max_concurrency,
+            what="judge",
         )
         self._cache = _JudgeCache(config.cache_dir) if config.cache_dir is not None else None
         self._run = _Run(None)
@@ -369,7 +353,7 @@ class LlmJudge:
             **sampling_settings(self.config),
             "prompt_hash": PROMPT_HASH,
             "prompt_version": PROMPT_VERSION,
-            "base_url": strip_credentials(self.config.base_url),
+            "base_url": self._api.shown_url,
             "timeout_s": self.config.timeout,
             "deadline_s": self.config.deadline,
             "stopped": self._run.reason,
@@ -455,7 +439,7 @@ class LlmJudge:
                 item_key=item.item_key, score=None, explanation="", raw="", cached=False, error=str(exc)
             )
         except Exception as exc:  # never abort the whole run for one item
-            msg = self._redact(f"{type(exc).__name__}: {exc}")
+            msg = self._api.redact(f"{type(exc).__name__}: {exc}")
             return JudgeResult(
                 item_key=item.item_key, score=None, explanation="", raw="", cached=False, error=msg
             )
@@ -477,71 +461,44 @@ class LlmJudge:
             )
         return result
 
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+    def _policy(self) -> RetryPolicy:
+        from llaso.utils.http import RetryPolicy
 
-    def _retry_delay(self, attempt: int, exc: Exception) -> float:
-        delay = random.uniform(0.0, min(self.backoff_max, self.backoff_base * (2.0**attempt)))
-        response = getattr(exc, "response", None)
-        headers = getattr(response, "headers", None)
-        if headers is not None:
-            value = headers.get("retry-after")
-            try:
-                retry_after = float(value) if value is not None else None
-            except ValueError:
-                retry_after = None
-            if retry_after is not None and retry_after > delay:
-                delay = min(retry_after, self.backoff_max)
-        return delay
-
-    def _retryable(self, exc: Exception) -> bool:
-        openai = self._openai
-        if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
-            return True
-        if isinstance(exc, openai.APIStatusError):
-            return exc.status_code in _RETRYABLE_STATUS or exc.status_code >= 500
-        return False
+        return RetryPolicy(self.config.max_retries, self.backoff_base, self.backoff_max)
 
     def _call_once(self, messages: Any) -> Any:
         """One request, ended by ``timeout`` seconds from now or by the stage deadline, whichever is first."""
-        from llaso.evaluate.judge_http import call_deadline
+        settings = sampling_settings(self.config)
+        return self._api.chat(self._run.deadline, model=self.config.model, messages=messages, **settings)
 
-        deadline = time.monotonic() + self.config.timeout
-        if self._run.deadline is not None:
-            deadline = min(deadline, self._run.deadline)
-        with call_deadline(deadline):
-            return self._client.chat.completions.create(
-                model=self.config.model, messages=messages, **sampling_settings(self.config)
-            )
+    def _wait(self, delay: float) -> None:
+        """Sleep between attempts; woken when the stage stops, and never past its deadline."""
+        left = self._run.time_left()
+        self._run.stopped.wait(delay if left is None else max(0.0, min(delay, left)))
 
     def _call_with_retries(self, item: JudgeItem) -> str:
+        from llaso.utils.http import CallFailed, call_with_retries
+
         messages: Any = render_messages(item)
-        attempts = 1 + self.config.max_retries
-        last: Exception | None = None
-        for attempt in range(attempts):
-            halt = self._run.halt_reason()
-            if (
-                halt is not None
-            ):  # the deadline, or the stage stopped: the item is not judged, for that reason
-                raise _CallFailed(halt)
-            try:
-                completion = self._call_once(messages)
-            except self._openai.OpenAIError as exc:
-                last = exc
-                if not self._retryable(exc):
-                    raise _CallFailed(self._describe(exc, attempt + 1)) from exc
-                if attempt + 1 < attempts:
-                    delay = self._retry_delay(attempt, exc)
-                    logger.debug("judge %s: %s; retrying in %.2fs", item.item_key, type(exc).__name__, delay)
-                    left = self._run.time_left()
-                    self._run.stopped.wait(delay if left is None else max(0.0, min(delay, left)))
-                continue
-            return self._reply_text(completion)
-        assert last is not None
-        halt = self._run.halt_reason()
-        raise _CallFailed(halt if halt == DEADLINE_REACHED else self._describe(last, attempts))
+
+        def on_retry(exc: Exception, delay: float) -> None:
+            logger.debug("judge %s: %s; retrying in %.2fs", item.item_key, type(exc).__name__, delay)
+
+        try:
+            completion = call_with_retries(
+                lambda: self._call_once(messages),
+                self._policy(),
+                self._api.describe,
+                halt=self._run.halt_reason,  # the deadline, or the stage stopped: the item is not judged
+                wait=self._wait,
+                on_retry=on_retry,
+            )
+        except CallFailed as exc:
+            # every attempt failed because the stage deadline cut them: that is the reason to give
+            if exc.exhausted and self._run.halt_reason() == DEADLINE_REACHED:
+                raise _CallFailed(DEADLINE_REACHED) from exc
+            raise _CallFailed(str(exc)) from exc
+        return self._reply_text(completion)
 
     @staticmethod
     def _reply_text(completion: Any) -> str:
@@ -552,13 +509,6 @@ class LlmJudge:
         if content is None or not content.strip():
             raise _CallFailed("judge returned an empty reply")
         return str(content)
-
-    def _describe(self, exc: Exception, attempts: int) -> str:
-        status = getattr(exc, "status_code", None)
-        head = f"{type(exc).__name__}" + (f" (HTTP {status})" if status is not None else "")
-        if isinstance(exc, self._openai.APITimeoutError):
-            head += f" (each call is bounded to {self.config.timeout:g} s)"
-        return self._redact(f"{head} after {attempts} attempt(s): {exc}")[:1000]
 
 
 # ------------------------------------------------------------------------------------ published records

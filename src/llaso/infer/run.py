@@ -31,12 +31,6 @@ from llaso.corpus.audio import audio_duration
 from llaso.corpus.jsonio import CorpusFormatError, expand_inputs, iter_records
 from llaso.corpus.paths import AudioPathError, resolve_audio_path
 from llaso.infer.backends.base import Backend, ItemFailure
-from llaso.infer.backends.llaso import (  # noqa: F401  (load_model, NotALlasoModel: this module's API too)
-    LlasoBackend,
-    NotALlasoModel,
-    load_model,
-    model_identity,
-)
 from llaso.infer.store import (
     ERROR_KEY,
     ItemKey,
@@ -103,6 +97,8 @@ class InferSummary:
 
 def run_settings(model: Any, opts: InferOptions) -> dict[str, Any]:
     """The settings of a llaso model's store (see `settings_of`)."""
+    from llaso.infer.backends.llaso import LlasoBackend  # torch: a local model's, not an endpoint run's
+
     return settings_of(LlasoBackend(model, None), opts)
 
 
@@ -374,6 +370,8 @@ def run_inference(
     barrier: Callable[[], None] = lambda: None,
 ) -> InferSummary:
     """`run_backend` with a loaded llaso model and its processor."""
+    from llaso.infer.backends.llaso import LlasoBackend  # torch: only where a llaso model runs
+
     opts = opts or InferOptions()
     backend = LlasoBackend(model, processor, audio_root=opts.audio_root, batch_size=opts.batch_size)
     return run_backend(backend, data, out_dir, opts, rank=rank, world_size=world_size, barrier=barrier)
@@ -425,3 +423,13 @@ def _distinct_names(found: list[tuple[Path, Path]]) -> list[Path]:
             )
         for i in grown:
             depth[i] += 1
+
+
+def __getattr__(name: str) -> Any:
+    """`load_model` and `NotALlasoModel` of the llaso backend, as this module's API, imported when first used
+    (they bring torch, which an endpoint run does without)."""
+    if name in ("load_model", "NotALlasoModel", "model_identity"):
+        from llaso.infer.backends import llaso
+
+        return getattr(llaso, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -51,6 +51,14 @@ _SETTING_NAMES = {
     "model_files": "the model's weight and tokenizer files (their names, sizes or modification times)",
     "dtype": "--dtype",
     "limit": "--limit",
+    "model": "the model folder",
+    "model_type": "the model type",
+    "api_url": "--api-url",
+    "api_model": "--api-model",
+    "audio_part": "--audio-part",
+    "audio": "the audio encoding",
+    "generation": "the generation settings",
+    "prompt": "the prompt rendering (--system-prompt, the chat template)",
 }
 
 

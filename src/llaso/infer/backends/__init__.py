@@ -94,5 +94,6 @@ def _endpoint(spec: ModelSpec, audio_root: str | None) -> Any:
         max_retries=spec.max_retries,
         item_deadline=spec.item_deadline,
         max_consecutive_failures=spec.max_consecutive_failures,
+        system_prompt=spec.system_prompt,
     )
     return EndpointBackend(config, audio_root)

@@ -118,7 +118,8 @@ def message_content(
     pieces = sample.human_text.split(AUDIO_PLACEHOLDER)
     if len(pieces) - 1 != len(sample.voice):
         raise ContentError(
-            f"{len(pieces) - 1} <audio> placeholder(s) in the human turn but {len(sample.voice)} voice path(s)"
+            f"{len(pieces) - 1} <audio> placeholder(s) in the human turn "
+            f"but {len(sample.voice)} voice path(s)"
         )
     parts: list[dict[str, Any]] = []
     for i, piece in enumerate(pieces):
@@ -175,6 +176,7 @@ class EndpointBackend:
         self._stopped = threading.Event()  # set once: wakes workers waiting between retries
         self._stop_reason: str | None = None
         self._served: str | None = None
+        self._other_model_seen = False
         self._lock = threading.Lock()
 
     # -- the Backend interface ------------------------------------------------------------------------
@@ -202,7 +204,11 @@ class EndpointBackend:
             return []
         workers = min(self.config.concurrency, len(samples))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llaso-endpoint") as pool:
-            results = list(pool.map(lambda s: self._answer(s, max_new_tokens), samples))
+            try:
+                results = list(pool.map(lambda s: self._answer(s, max_new_tokens), samples))
+            except BaseException:  # Ctrl-C: the queued items send nothing, waiting ones wake up
+                self._stop("interrupted")
+                raise
         self._raise_if_stopped()
         return results
 
@@ -294,7 +300,8 @@ class EndpointBackend:
         if signature is not None and self._streak.note(signature):
             self._stop(
                 f"the endpoint gave the same error to {self.config.max_consecutive_failures} requests in a "
-                f"row, so no further request is sent: {signature}"
+                f"row, so no further request is sent (check the URL, the model name, that the model takes "
+                f"audio, and the audio part form {self.config.audio_part!r}): {signature}"
             )
         elif signature is None and not exc.halted:
             self._streak.note(None)
@@ -315,9 +322,11 @@ class EndpointBackend:
             return
         with self._lock:
             first, self._served = self._served, self._served or model
+            other = first is not None and model != first and not self._other_model_seen
+            self._other_model_seen |= other
         if first is None:
             log.info("endpoint %s serves %s as %r", self._client.shown_url, self.config.api_model, model)
-        elif model != first:
+        elif other:  # once: a server that alternates would say it on every item
             log.warning("endpoint: a reply names the model %r; the first one named %r", model, first)
 
     def _stop(self, reason: str) -> None:
