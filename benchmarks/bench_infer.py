@@ -2,17 +2,34 @@
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_infer.py                 # a small random LSLM
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_infer.py --model DIR     # any llaso model folder
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_infer.py --nano /tmp/h7/nano-10s \\
+        --max-new-tokens 32 --min-new-tokens 32 --repeat 2 --profile       # LLaSO-Nano, real weights
 
-Both runs go through `run_inference` (the code behind `llaso infer`) in one process, on the same clips
+Every run goes through `run_inference` (the code behind `llaso infer`) in one process, on the same clips
 (LLaSO-Eval-like durations: median about 5 s, a few up to 30 s), and the answers are compared string by string.
+
+`--nano DIR` benchmarks LLaSO-Nano's real weights: the Whisper tiny.en encoder (cut to 10 s windows as in
+the demo, or its own 30 s with `--window-seconds 30`) + SmolLM2-135M-Instruct from `llaso weights import`
+(run here if needed, into `--weights`), with the demo's projector settings (mlp2x_gelu, lean, 5 frames
+stacked) and a *fresh, untrained* projector: the answers are meaningless, the compute is the real one.
+The folder is built once (save_pretrained) and loaded back like `llaso infer --model DIR` does.
+
+`--min-new-tokens N` (N = `--max-new-tokens`) fixes every answer's length, through the model's generation
+config, so that an early end-of-text cannot decide the ratio; `llaso infer` itself never sets it.
+`--profile` times the phases of each batch size: audio preparation (loading, log-mel), encoder, projector,
+the language model's prefill and its decode steps.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -20,6 +37,13 @@ import torch
 
 from llaso.corpus.jsonio import iter_records, write_records
 from llaso.infer.run import InferOptions, load_model, run_inference
+
+NANO_OVERRIDES: dict[str, Any] = {  # configs/demo/align.yaml's model.config
+    "projector_type": "mlp2x_gelu",
+    "audio_token_mode": "lean",
+    "stack_factor": 5,
+    "system_prompt": "Answer the request about the audio.",
+}
 
 
 def make_data(root: Path, n: int, seed: int = 0) -> Path:
@@ -47,66 +71,228 @@ def make_data(root: Path, n: int, seed: int = 0) -> Path:
     return path
 
 
-def main() -> None:
+def build_nano(out: Path, weights: str | None, window_seconds: int) -> Path:
+    """LLaSO-Nano with real encoder and LM weights and a fresh projector, saved to `out` (once)."""
+    if (out / "config.json").is_file():
+        return out
+    from llaso.demo.steps import ENCODER_10S, make_encoder_10s
+    from llaso.model.modeling import build_llaso
+    from llaso.model.weights import default_weights_dir, import_weights
+
+    wdir = Path(weights) if weights else default_weights_dir()
+    dirs = import_weights(wdir, ["whisper-tiny.en", "smollm2-135m"], progress=False)
+    if window_seconds not in (10, 30):
+        raise SystemExit(
+            f"--window-seconds {window_seconds}: LLaSO-Nano has 10 s (the demo's) or 30 s windows"
+        )
+    enc = make_encoder_10s(dirs["whisper-tiny.en"], wdir / ENCODER_10S) if window_seconds == 10 else None
+    lm = dirs["smollm2-135m"]
+    torch.manual_seed(0)  # the projector's random init
+    model, proc = build_llaso(enc or dirs["whisper-tiny.en"], lm, lm, dtype=torch.float32, **NANO_OVERRIDES)
+    model.save_pretrained(out)
+    proc.save_pretrained(out)
+    return out
+
+
+def random_model(window_seconds: int) -> tuple[Any, Any, str]:
+    from llaso.model.modeling import build_tiny_llaso
+
+    model, proc = build_tiny_llaso(
+        d_model=384,
+        hidden_size=512,
+        layers=4,
+        window_seconds=window_seconds,
+        audio_token_mode="lean",
+        stack_factor=4,
+        seed=0,
+    )
+    name = (
+        f"random LSLM (Whisper-tiny-width 1-layer encoder with {window_seconds} s windows, "
+        "4-layer 512-d Llama, lean + stack 4)"
+    )
+    return model.eval(), proc, name
+
+
+class Phases:
+    """Wall time of each phase of inference, by forward hooks on the model's parts (`--profile`)."""
+
+    def __init__(self, model: Any, proc: Any) -> None:
+        self.totals: collections.Counter[str] = collections.Counter()
+        self.steps = 0
+        for part in ("audio_tower", "projector"):
+            self._hook(getattr(model, part), lambda _a, _k, p=part: p)
+        self._hook(model.language_model, self._lm_phase)
+        prepare = proc.from_samples
+
+        def timed(*a: Any, **k: Any) -> Any:
+            with self.clock("prepare"):
+                return prepare(*a, **k)
+
+        proc.from_samples = timed  # the backend calls processor.from_samples: one instance attribute
+
+    def _lm_phase(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        embeds = kwargs.get("inputs_embeds")
+        n = embeds.shape[1] if embeds is not None else kwargs["input_ids"].shape[1]
+        if n == 1:
+            self.steps += 1
+        return "prefill" if n > 1 else "decode"
+
+    def _hook(self, module: Any, phase: Callable[[tuple[Any, ...], dict[str, Any]], str]) -> None:
+        started: list[tuple[str, float]] = []
+
+        def pre(_m: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            started.append((phase(args, kwargs), time.perf_counter()))
+
+        def post(_m: Any, _args: Any, _kwargs: Any, _out: Any) -> None:
+            name, t0 = started.pop()
+            self.totals[name] += time.perf_counter() - t0
+
+        module.register_forward_pre_hook(pre, with_kwargs=True)
+        module.register_forward_hook(post, with_kwargs=True)
+
+    @contextmanager
+    def clock(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.totals[name] += time.perf_counter() - t0
+
+    def take(self) -> tuple[dict[str, float], int]:
+        """The totals and decode steps since the last call; resets them."""
+        out, steps = dict(self.totals), self.steps
+        self.totals.clear()
+        self.steps = 0
+        return out, steps
+
+
+PHASES = ("prepare", "audio_tower", "projector", "prefill", "decode")
+
+
+def run_once(
+    model: Any, proc: Any, data: Path, out: Path, bs: int, args: argparse.Namespace
+) -> tuple[float, Any]:
+    opts = InferOptions(
+        batch_size=bs, max_new_tokens=args.max_new_tokens, audio_root=str(data.parent.parent), progress=False
+    )
+    t0 = time.perf_counter()
+    s = run_inference(model, proc, [data], out, opts)
+    return time.perf_counter() - t0, s
+
+
+def print_profile(profiles: list[tuple[int, float, dict[str, float], int]], n: int) -> None:
+    print("\nper-phase wall time, seconds per clip (ms per decode step in brackets)\n")
+    print("| batch size | " + " | ".join(PHASES) + " | other | total | decode steps |")
+    print("|---:|" + "---:|" * (len(PHASES) + 3))
+    for bs, secs, tot, steps in profiles:
+        cells = [f"{tot.get(p, 0.0) / n:.3f}" for p in PHASES]
+        cells[-1] += f" ({1000 * tot.get('decode', 0.0) / max(steps, 1):.0f} ms)"
+        other = secs - sum(tot.get(p, 0.0) for p in PHASES)
+        print(f"| {bs} | " + " | ".join(cells) + f" | {other / n:.3f} | {secs / n:.3f} | {steps} |")
+
+
+def answer_lengths(proc: Any, answers: list[str]) -> str:
+    tok = getattr(proc, "tokenizer", None)
+    if tok is None:
+        return ""
+    lens = [len(tok(a, add_special_tokens=False)["input_ids"]) for a in answers]
+    return f"answer tokens min {min(lens)} / median {int(np.median(lens))} / max {max(lens)}"
+
+
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", help="a llaso model folder (default: a small random LSLM built in code)")
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--model", help="a llaso model folder (default: a small random LSLM built in code)")
+    src.add_argument("--nano", metavar="DIR", help="LLaSO-Nano with real weights in DIR (built if missing)")
+    ap.add_argument(
+        "--weights", help="`llaso weights import` folder (default: $LLASO_WEIGHTS_DIR or ~/.cache)"
+    )
     ap.add_argument("--n", type=int, default=48, help="number of clips")
     ap.add_argument("--max-new-tokens", type=int, default=16)
+    ap.add_argument("--min-new-tokens", type=int, default=None, help="fix the answer length (= max)")
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
+    ap.add_argument("--repeat", type=int, default=1, help="run the batch sizes this many times, alternating")
+    ap.add_argument("--profile", action="store_true", help="time each phase per batch size")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument(
-        "--window-seconds", type=int, default=10, help="encoder window of the random model (default 10)"
+        "--window-seconds", type=int, default=10, help="encoder window: random model or --nano (default 10)"
     )
-    args = ap.parse_args()
-    torch.set_num_threads(2)
+    return ap.parse_args()
+
+
+def load(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    if args.nano:
+        folder = build_nano(Path(args.nano), args.weights, args.window_seconds)
+        model, proc = load_model(folder)
+        win = model.config.window_mel_frames // 100
+        return (
+            model,
+            proc,
+            f"LLaSO-Nano {folder} (real tiny.en + SmolLM2-135M, untrained projector, {win} s windows)",
+        )
+    if args.model:
+        model, proc = load_model(args.model)
+        return model, proc, args.model
+    return random_model(args.window_seconds)
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    model, proc, name = load(args)
+    if args.min_new_tokens is not None:
+        model.generation_config.min_new_tokens = args.min_new_tokens  # generate()'s default for every call
+    phases = Phases(model, proc) if args.profile else None
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        if args.model:
-            model, proc = load_model(args.model)
-            name = args.model
-        else:
-            from llaso.model.modeling import build_tiny_llaso
-
-            model, proc = build_tiny_llaso(
-                d_model=384,
-                hidden_size=512,
-                layers=4,
-                window_seconds=args.window_seconds,
-                audio_token_mode="lean",
-                stack_factor=4,
-                seed=0,
-            )
-            model.eval()
-            name = (
-                f"random LSLM (Whisper-tiny-sized encoder with {args.window_seconds} s windows, "
-                "4-layer 512-d Llama, lean + stack 4)"
-            )
         data = make_data(root, args.n)
-        rows, answers = [], {}
-        for bs in args.batch_sizes:
-            out = root / f"out{bs}"
-            t0 = time.perf_counter()
-            s = run_inference(
-                model,
-                proc,
-                [data],
-                out,
-                InferOptions(
-                    batch_size=bs, max_new_tokens=args.max_new_tokens, audio_root=str(root), progress=False
-                ),
-            )
-            secs = time.perf_counter() - t0
-            answers[bs] = [r["answer"] for r in iter_records(out / "meld_ER_classification_test.jsonl")]
-            rows.append((bs, s.decoded / secs, s.audio_seconds / secs, secs))
-        base = rows[0][1]
-        print(f"model: {name}; {args.n} clips; max_new_tokens {args.max_new_tokens}; torch threads 2\n")
-        print("| batch size | samples/s | RTFx | wall | speed-up |")
-        print("|---:|---:|---:|---:|---:|")
-        for bs, rate, rtfx, secs in rows:
-            print(f"| {bs} | {rate:.2f} | {rtfx:.1f} | {secs:.1f} s | {rate / base:.1f}x |")
-        ref = answers[args.batch_sizes[0]]
-        for bs in args.batch_sizes[1:]:
-            same = sum(a == b for a, b in zip(ref, answers[bs], strict=True))
-            print(f"\nbatch {bs}: {same}/{len(ref)} answers identical to batch {args.batch_sizes[0]}")
+        runs: dict[int, list[float]] = collections.defaultdict(list)
+        rows: dict[int, Any] = {}
+        answers: dict[int, list[str]] = {}
+        profiles = []
+        for rep in range(args.repeat):
+            for bs in args.batch_sizes:
+                out = root / f"out{bs}-{rep}"
+                secs, s = run_once(model, proc, data, out, bs, args)
+                runs[bs].append(secs)
+                rows[bs] = s
+                got = [r["answer"] for r in iter_records(out / "meld_ER_classification_test.jsonl")]
+                assert answers.setdefault(bs, got) == got, f"batch {bs}: answers changed between repeats"
+                if phases:
+                    profiles.append((bs, secs, *phases.take()))
+                print(f"run {rep + 1}, batch {bs}: {secs:.1f} s", flush=True)
+        report(args, name, runs, rows, answers, proc)
+        if profiles:
+            print_profile(profiles, args.n)
+
+
+def report(
+    args: argparse.Namespace,
+    name: str,
+    runs: dict[int, list[float]],
+    rows: dict[int, Any],
+    answers: dict[int, list[str]],
+    proc: Any,
+) -> None:
+    """The table: samples/s and RTFx of each batch size's best run, every run's wall time, the speed-up."""
+    first = args.batch_sizes[0]
+    best = {bs: min(t) for bs, t in runs.items()}
+    fixed = f", min_new_tokens {args.min_new_tokens}" if args.min_new_tokens is not None else ""
+    print(
+        f"\nmodel: {name}; {args.n} clips; max_new_tokens {args.max_new_tokens}{fixed}; threads {args.threads}"
+    )
+    print(answer_lengths(proc, answers[first]) + "\n")
+    print("| batch size | samples/s | RTFx | wall (each run) | speed-up (best runs) |")
+    print("|---:|---:|---:|---:|---:|")
+    for bs in args.batch_sizes:
+        s, secs = rows[bs], best[bs]
+        walls = ", ".join(f"{t:.1f}" for t in runs[bs])
+        rate = s.decoded / secs
+        print(f"| {bs} | {rate:.2f} | {s.audio_seconds / secs:.1f} | {walls} s | {best[first] / secs:.1f}x |")
+    ref = answers[first]
+    for bs in args.batch_sizes[1:]:
+        same = sum(a == b for a, b in zip(ref, answers[bs], strict=True))
+        print(f"\nbatch {bs}: {same}/{len(ref)} answers identical to batch {first}")
 
 
 if __name__ == "__main__":
