@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -444,3 +445,24 @@ def test_cli_help_states_the_exit_status(capsys: pytest.CaptureFixture[str]) -> 
 def test_a_clean_system_has_no_damage_marks(system: Path, tmp_path: Path) -> None:
     assert main(["eval", str(system), "--out", str(tmp_path / "o"), "--no-progress"]) == 0
     assert "⚠" not in (tmp_path / "o" / "results.md").read_text()
+
+
+def test_results_say_how_each_prediction_file_was_made(tmp_path: Path) -> None:
+    """The settings of `llaso infer`'s sidecar reach results.json, grouped; an edited file is flagged."""
+    d = tmp_path / "sys"
+    a = write_json(d / "vctk_gender_classification_test.json", [gender("Male")])
+    b = write_json(d / "ASR_test.json", [make_record("T.<audio>", "Hello.", answer="hello")])
+    write_json(d / "NSynth_pitch_recognition_test.json", [make_record("Pitch?<audio>", "60", answer="60")])
+    settings = {"backend": "openai", "api_model": "m"}
+    for p in (a, b):
+        sha = hashlib.sha256(p.read_bytes()).hexdigest()
+        (d / f".{p.stem}.run.json").write_text(
+            json.dumps({"llaso_infer_store": 1, "settings": settings, "sha256": sha}), encoding="utf-8"
+        )
+    b.write_text(b.read_text(encoding="utf-8").replace("hello", "hullo"), encoding="utf-8")
+    s = score_system([d], load_registry(), options=OPTS)
+    made = {json.dumps(g["settings"]): g for g in s.inference}
+    openai = made[json.dumps(settings)]
+    assert sorted(openai["files"]) == ["ASR_test.json", "vctk_gender_classification_test.json"]
+    assert openai["changed_since"] == ["ASR_test.json"]
+    assert made["null"]["files"] == ["NSynth_pitch_recognition_test.json"]

@@ -63,6 +63,10 @@ def test_a_transformers_folder_runs_through_infer_and_eval(tmp_path: Path) -> No
     doc = json.loads((tmp_path / "scores" / "results.json").read_text(encoding="utf-8"))
     (system,) = doc["systems"].values()
     assert system["tasks"]["SGC"]["n"] == 4
+    # results.json says how the predictions were made: the settings llaso infer recorded beside them
+    (made,) = system["inference"]
+    assert made["settings"]["backend"] == "transformers" and made["settings"]["model_type"] == "qwen2_audio"
+    assert made["files"] == [pred.name] and made["changed_since"] == []
     assert system["tasks"]["SGC"]["denominator"]["reasons"] == {"missing_prediction": 1}
 
 

@@ -108,6 +108,7 @@ def _system_entry(s: SystemScore, normalization: str) -> dict[str, Any]:
     return {
         "judge": s.judge,
         "judge_metadata": s.judge_metadata,
+        "inference": s.inference,
         "tasks": s.tasks,
         "abstention_rate": s.abstention.get("abstention_rate"),
         "abstention_rate_compat": s.abstention.get("abstention_rate_compat"),

@@ -73,6 +73,8 @@ class SystemScore:
     # bootstrap replicates per file name and figure, with "normalized"; not part of results.json
     replicates: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
     judge_problems: list[str] = field(default_factory=list)  # judge records that could not be used
+    # how the predictions were made: `llaso infer`'s recorded settings, grouped (llaso.evaluate.provenance)
+    inference: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def problems(self) -> list[str]:

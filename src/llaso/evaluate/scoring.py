@@ -25,7 +25,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from llaso.evaluate import intervals, judging
+from llaso.evaluate import intervals, judging, provenance
 from llaso.evaluate.items import item_records
 from llaso.evaluate.judging import JudgeScores
 from llaso.evaluate.metrics.registry import (
@@ -541,10 +541,12 @@ def score_system(
         return JudgeScores(judging.NONE)
 
     files, judge = score_files(paths, registry, judge_for, options, name)
+    inference = provenance.inference_settings(paths, display_names(paths))
     label = {judging.PUBLISHED: judging.PUBLISHED, judging.LLM: judging.LLM}.get(
         judge.kind, "none (reference-based fallback for open answers, not comparable with judge scores)"
     )
     system = SystemScore(name=name, files=files, judge=label, judge_metadata=judge.metadata)
     system.judge_problems = list(judge.problems)
+    system.inference = inference
     aggregate(system, registry, options)
     return system
