@@ -49,6 +49,7 @@ COMMANDS: list[tuple[str | None, str, str, str]] = [
     ("tasks", "show", "llaso.cli.tasks", "show one task: sources, labels, metrics, templates"),
     (None, "infer", "llaso.cli.infer", "decode eval files with a model (batched, resumable)"),
     (None, "chat", "llaso.cli.infer", "answer one audio request with a model"),
+    (None, "serve", "llaso.cli.serve", "serve a model over an OpenAI-compatible API (dynamic batching)"),
     (None, "eval", "llaso.cli.eval", "score prediction files and write reports"),
     (None, "demo", "llaso.cli.demo", "run the main job on the built-in sample"),
     (None, "train", "llaso.cli.train", "train a model: stage 1 align or stage 2 instruct"),
