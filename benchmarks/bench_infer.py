@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -113,14 +114,18 @@ def random_model(window_seconds: int) -> tuple[Any, Any, str]:
     return model.eval(), proc, name
 
 
+def _named(name: str) -> Callable[[tuple[Any, ...], dict[str, Any]], str]:
+    return lambda _args, _kwargs: name
+
+
 class Phases:
     """Wall time of each phase of inference, by forward hooks on the model's parts (`--profile`)."""
 
     def __init__(self, model: Any, proc: Any) -> None:
-        self.totals: collections.Counter[str] = collections.Counter()
+        self.totals: collections.defaultdict[str, float] = collections.defaultdict(float)
         self.steps = 0
         for part in ("audio_tower", "projector"):
-            self._hook(getattr(model, part), lambda _a, _k, p=part: p)
+            self._hook(getattr(model, part), _named(part))
         self._hook(model.language_model, self._lm_phase)
         prepare = proc.from_samples
 
@@ -169,15 +174,29 @@ class Phases:
 PHASES = ("prepare", "audio_tower", "projector", "prefill", "decode")
 
 
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all cores, /proc/stat; 0 where there is none)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    ticks = [int(x) for x in fields[:8]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def run_once(
     model: Any, proc: Any, data: Path, out: Path, bs: int, args: argparse.Namespace
-) -> tuple[float, Any]:
+) -> tuple[float, float, Any]:
+    """(wall seconds, cores other processes kept busy on average meanwhile, summary) of one run."""
     opts = InferOptions(
         batch_size=bs, max_new_tokens=args.max_new_tokens, audio_root=str(data.parent.parent), progress=False
     )
-    t0 = time.perf_counter()
+    t0, busy0, own0 = time.perf_counter(), busy_seconds(), sum(os.times()[:2])
     s = run_inference(model, proc, [data], out, opts)
-    return time.perf_counter() - t0, s
+    wall = time.perf_counter() - t0
+    foreign = busy_seconds() - busy0 - (sum(os.times()[:2]) - own0)
+    return wall, max(foreign, 0.0) / wall, s
 
 
 def print_profile(profiles: list[tuple[int, float, dict[str, float], int]], n: int) -> None:
@@ -191,12 +210,27 @@ def print_profile(profiles: list[tuple[int, float, dict[str, float], int]], n: i
         print(f"| {bs} | " + " | ".join(cells) + f" | {other / n:.3f} | {secs / n:.3f} | {steps} |")
 
 
-def answer_lengths(proc: Any, answers: list[str]) -> str:
-    tok = getattr(proc, "tokenizer", None)
-    if tok is None:
-        return ""
-    lens = [len(tok(a, add_special_tokens=False)["input_ids"]) for a in answers]
-    return f"answer tokens min {min(lens)} / median {int(np.median(lens))} / max {max(lens)}"
+class LengthProbe:
+    """The number of tokens `generate` produced for each answer (up to and including its end-of-text)."""
+
+    def __init__(self, model: Any) -> None:
+        self.lengths: list[int] = []
+        eos = model.generation_config.eos_token_id
+        self.eos = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+        generate = model.generate
+
+        def probed(*a: Any, **k: Any) -> Any:
+            out = generate(*a, **k)
+            for row in out[:, k["input_ids"].shape[1] :].tolist():
+                ends = [i for i, t in enumerate(row) if t in self.eos]
+                self.lengths.append(ends[0] + 1 if ends else len(row))
+            return out
+
+        model.generate = probed  # the backend calls model.generate: one instance attribute
+
+    def take(self) -> list[int]:
+        out, self.lengths = self.lengths, []
+        return out
 
 
 def parse_args() -> argparse.Namespace:
@@ -243,25 +277,30 @@ def main() -> None:
     if args.min_new_tokens is not None:
         model.generation_config.min_new_tokens = args.min_new_tokens  # generate()'s default for every call
     phases = Phases(model, proc) if args.profile else None
+    probe = LengthProbe(model)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         data = make_data(root, args.n)
-        runs: dict[int, list[float]] = collections.defaultdict(list)
+        runs: dict[int, list[tuple[float, float]]] = collections.defaultdict(list)
         rows: dict[int, Any] = {}
         answers: dict[int, list[str]] = {}
+        lengths: dict[int, list[int]] = {}
         profiles = []
         for rep in range(args.repeat):
             for bs in args.batch_sizes:
                 out = root / f"out{bs}-{rep}"
-                secs, s = run_once(model, proc, data, out, bs, args)
-                runs[bs].append(secs)
+                secs, foreign, s = run_once(model, proc, data, out, bs, args)
+                runs[bs].append((secs, foreign))
+                lengths[bs] = probe.take()
                 rows[bs] = s
                 got = [r["answer"] for r in iter_records(out / "meld_ER_classification_test.jsonl")]
                 assert answers.setdefault(bs, got) == got, f"batch {bs}: answers changed between repeats"
                 if phases:
                     profiles.append((bs, secs, *phases.take()))
-                print(f"run {rep + 1}, batch {bs}: {secs:.1f} s", flush=True)
-        report(args, name, runs, rows, answers, proc)
+                print(
+                    f"run {rep + 1}, batch {bs}: {secs:.1f} s, others' load {foreign:.2f} cores", flush=True
+                )
+        report(args, name, runs, rows, answers, lengths)
         if profiles:
             print_profile(profiles, args.n)
 
@@ -269,28 +308,30 @@ def main() -> None:
 def report(
     args: argparse.Namespace,
     name: str,
-    runs: dict[int, list[float]],
+    runs: dict[int, list[tuple[float, float]]],
     rows: dict[int, Any],
     answers: dict[int, list[str]],
-    proc: Any,
+    lengths: dict[int, list[int]],
 ) -> None:
-    """The table: samples/s and RTFx of each batch size's best run, every run's wall time, the speed-up."""
-    first = args.batch_sizes[0]
-    best = {bs: min(t) for bs, t in runs.items()}
+    """The table: samples/s and RTFx of each batch size's fastest run, every run's wall time and the load
+    other processes put on the machine meanwhile (cores busy on average), the speed-up."""
+    first = min(args.batch_sizes)  # the reference: batch 1 when it runs
+    best = {bs: min(t for t, _ in r) for bs, r in runs.items()}
     fixed = f", min_new_tokens {args.min_new_tokens}" if args.min_new_tokens is not None else ""
     print(
         f"\nmodel: {name}; {args.n} clips; max_new_tokens {args.max_new_tokens}{fixed}; threads {args.threads}"
     )
-    print(answer_lengths(proc, answers[first]) + "\n")
-    print("| batch size | samples/s | RTFx | wall (each run) | speed-up (best runs) |")
+    n = lengths[first]
+    print(f"generated tokens per answer: min {min(n)}, median {int(np.median(n))}, max {max(n)}\n")
+    print("| batch size | samples/s | RTFx | wall of each run (others' load) | speed-up (fastest runs) |")
     print("|---:|---:|---:|---:|---:|")
     for bs in args.batch_sizes:
         s, secs = rows[bs], best[bs]
-        walls = ", ".join(f"{t:.1f}" for t in runs[bs])
+        walls = ", ".join(f"{t:.1f} s ({f:.2f})" for t, f in runs[bs])
         rate = s.decoded / secs
-        print(f"| {bs} | {rate:.2f} | {s.audio_seconds / secs:.1f} | {walls} s | {best[first] / secs:.1f}x |")
+        print(f"| {bs} | {rate:.2f} | {s.audio_seconds / secs:.1f} | {walls} | {best[first] / secs:.1f}x |")
     ref = answers[first]
-    for bs in args.batch_sizes[1:]:
+    for bs in [b for b in args.batch_sizes if b != first]:
         same = sum(a == b for a, b in zip(ref, answers[bs], strict=True))
         print(f"\nbatch {bs}: {same}/{len(ref)} answers identical to batch {first}")
 
