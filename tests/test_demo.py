@@ -68,7 +68,7 @@ def test_profiles_name_existing_training_configs() -> None:
                 ["model.encoder=e", "model.language_model=l", "data.train=[x]", *section.overrides],
             )
             assert cfg.stage == stage and cfg.data.feature_cache
-            assert cfg.model.config["stack_factor"] == 5 and cfg.loop.mixed_precision == "bf16"
+            assert cfg.model.config["stack_factor"] == 5 and cfg.loop.mixed_precision == "auto"
         assert prof.targets.wall_minutes == (5 if quick else 20)
 
 

@@ -97,6 +97,8 @@ def ddp_worker(rank: int, cfg_path: str, port: int, out: str, overrides: tuple[s
             "RANK": str(rank),
             "LOCAL_RANK": str(rank),
             "WORLD_SIZE": "2",
+            # accelerate sets torch's threads from this (or to every core): 1 each, 2 processes on 2 cores
+            "OMP_NUM_THREADS": "1",
         }
     )
     torch.set_num_threads(1)

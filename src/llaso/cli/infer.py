@@ -54,7 +54,12 @@ AUDIO_HELP = "the input audio ((t,a)), or a spoken request without text ((a))"
 def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     model_help = "a local model folder: llaso, or a transformers audio LLM (qwen2_audio, voxtral, ...)"
     p.add_argument("--model", metavar="DIR", help=model_help)
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16", "float16", "auto"],
+        default="float32",
+        help="weights' dtype (auto: bfloat16 where the device computes it natively, else float32)",
+    )
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument(
         "--system-prompt", help="a system message for a transformers or endpoint model (default: none)"

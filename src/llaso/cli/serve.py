@@ -30,7 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="the model name requests give (default: the folder's name)",
     )
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16", "float64"], default="float32")
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16", "float16", "float64", "auto"],
+        default="float32",
+        help="weights' dtype (auto: bfloat16 where the device computes it natively, else float32)",
+    )
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)"

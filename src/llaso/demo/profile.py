@@ -44,7 +44,7 @@ class InstructSection:
 @dataclass
 class InferSection:
     batch_size: int = 16
-    dtype: str = "float32"  # a torch dtype name: float32 or bfloat16
+    dtype: str = "float32"  # a torch dtype name (float32, bfloat16) or auto: bfloat16 where native
     limit: int | None = None  # eval items per file (None: all)
     max_new_tokens: int = 64
     max_new_tokens_per_task: dict[str, int] = field(default_factory=dict)

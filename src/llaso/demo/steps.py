@@ -303,10 +303,11 @@ def step_infer(
     # llaso.infer.run) reads when it loads
     import torch
 
+    from llaso.infer.device import torch_dtype
     from llaso.infer.run import InferOptions, load_model, run_inference
 
     torch.set_num_threads(threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1)
-    model, processor = load_model(model_dir, dtype=getattr(torch, infer.dtype))
+    model, processor = load_model(model_dir, dtype=torch_dtype(infer.dtype))
     out: dict[str, Any] = {}
     for name, data, root, dest in sets:
         say(f"  {name}: {data} -> {dest}")

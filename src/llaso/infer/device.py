@@ -8,10 +8,13 @@ from dataclasses import dataclass
 import torch
 from accelerate import PartialState
 
+from llaso.utils.precision import dtype_name_for
 
-def torch_dtype(name: str) -> torch.dtype:
-    """`float32`, `bfloat16`, `float16` -> the torch dtype."""
-    dtype = getattr(torch, name)
+
+def torch_dtype(name: str, device: str | None = None) -> torch.dtype:
+    """`float32`, `bfloat16`, `float16` -> the torch dtype; `auto`: bfloat16 where `device` (default: the
+    default device) computes it natively, else float32."""
+    dtype = getattr(torch, dtype_name_for(name, default_device(device)), None)
     if not isinstance(dtype, torch.dtype):
         raise ValueError(f"{name!r} is not a torch dtype")
     return dtype

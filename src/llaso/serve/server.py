@@ -33,7 +33,7 @@ def load_engine(model_dir: str, dtype: str, device: str | None) -> Any:
     from llaso.infer.device import default_device, torch_dtype
     from llaso.serve.engine import Engine
 
-    model, processor = load_model(model_dir, dtype=torch_dtype(dtype), device=default_device(device))
+    model, processor = load_model(model_dir, dtype=torch_dtype(dtype, device), device=default_device(device))
     return Engine(model, processor)
 
 

@@ -140,6 +140,25 @@ def lora_scaling(model: torch.nn.Module) -> dict[str, float]:
     }
 
 
+# ---- tied weights ----------------------------------------------------------------------------------
+def drop_tied_copies(state_dict: dict[str, Any], model: torch.nn.Module) -> dict[str, Any]:
+    """`state_dict` without the names of parameters tied to an earlier one (an LM head tied to the input
+    embeddings), as `save_pretrained` writes them.
+
+    `save_pretrained` finds tied weights by shared storage. Under FSDP the gathered full state dict holds
+    a separate copy for every name, so the head would be written a second time; the model still ties the
+    two parameters (the same object before and after sharding), which is what is read here.
+    """
+    first: dict[int, str] = {}
+    tied = set()
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if id(param) in first:
+            tied.add(name)
+        else:
+            first[id(param)] = name
+    return {k: v for k, v in state_dict.items() if k not in tied}
+
+
 # ---- finding and rotating checkpoints --------------------------------------------------------------
 def checkpoint_step(path: Path) -> int | None:
     m = _CKPT_RE.match(path.name)

@@ -111,7 +111,9 @@ class LoopSection:
     max_steps: int | None = None  # stop after this many optimizer steps (the schedule still spans them)
     per_device_batch_size: int = 2
     grad_accum: int = 32
-    mixed_precision: Literal["no", "bf16", "fp16"] = "bf16"
+    # auto: bf16 where the device computes it natively (a GPU with bf16, a CPU with AVX512-BF16 or AMX),
+    # else none; on an AVX2 CPU a bf16-autocast step takes several times an fp32 one (BENCHMARKS.md)
+    mixed_precision: Literal["no", "bf16", "fp16", "auto"] = "bf16"
     gradient_checkpointing: bool = False
     seed: int = 42
     find_unused_parameters: bool = True  # DDP: a text-only batch leaves the projector without gradient

@@ -28,8 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_list, set_seed
+from accelerate import Accelerator, PartialState
+from accelerate.utils import (
+    DistributedDataParallelKwargs,
+    DistributedType,
+    FullyShardedDataParallelPlugin,
+    broadcast_object_list,
+    set_seed,
+)
 from peft import LoraConfig, inject_adapter_in_model
 from torch import nn
 from tqdm import tqdm
@@ -43,6 +49,7 @@ from llaso.model.processing import LlasoProcessor
 from llaso.train.cache import FeatureCache, encode_windows, encoder_fingerprint, project_frames
 from llaso.train.checkpoint import (
     ACCELERATE_DIR,
+    drop_tied_copies,
     fsync_path,
     list_checkpoints,
     load_projector,
@@ -59,6 +66,7 @@ from llaso.train.checkpoint import (
 )
 from llaso.train.config import ConfigError, TrainConfig, dump_config
 from llaso.train.data import BatchPlan, Collator, ListBatchSampler, Skipped, TrainDataset
+from llaso.utils.precision import mixed_precision_for
 from llaso.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -646,7 +654,8 @@ class Trainer:
         if not data.feature_cache:
             return None
         root = Path(data.cache_dir) if data.cache_dir else self.out / "feature-cache"
-        cache = FeatureCache(root, encoder_fingerprint(self.model, self.cfg.loop.mixed_precision))
+        # the autocast in force (`auto` resolved): frames made under bf16 are not those of fp32
+        cache = FeatureCache(root, encoder_fingerprint(self.model, self.accelerator.mixed_precision))
         log.info("feature cache: %s", cache.dir)
         return cache
 
@@ -898,7 +907,7 @@ class Trainer:
         if acc.is_main_process:
             tmp.mkdir(parents=True, exist_ok=True)
             inner = acc.unwrap_model(self.module).model
-            sd = {k.removeprefix("model."): v for k, v in full.items()}
+            sd = drop_tied_copies({k.removeprefix("model."): v for k, v in full.items()}, inner)
             scaling = lora_scaling(inner)
             if scaling:
                 sd = merge_lora_state_dict(sd, scaling)
@@ -958,14 +967,40 @@ def _make_accelerator(cfg: TrainConfig) -> Accelerator:
     # Several processes and no GPU (torchrun/accelerate launch on CPU): accelerate needs `cpu=True` to
     # pick the gloo backend instead of running each process alone.
     multi_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
-    return Accelerator(
+    accelerator = Accelerator(
         cpu=multi_cpu,
         gradient_accumulation_steps=cfg.loop.grad_accum,
-        mixed_precision=cfg.loop.mixed_precision,
+        mixed_precision=mixed_precision_for(
+            cfg.loop.mixed_precision, "cuda" if torch.cuda.is_available() else "cpu"
+        ),
         kwargs_handlers=[
             DistributedDataParallelKwargs(find_unused_parameters=cfg.loop.find_unused_parameters)
         ],
     )
+    if multi_cpu and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+        _fsdp_on_cpu(accelerator)
+    return accelerator
+
+
+def _fsdp_on_cpu(accelerator: Accelerator) -> None:
+    """Make an FSDP launch on CPU processes (gloo) really shard.
+
+    With `cpu=True` accelerate (1.x) sets up MULTI_CPU and ignores ACCELERATE_USE_FSDP and the FSDP_*
+    variables that `accelerate launch --config_file configs/accelerate/fsdp.yaml` sets: the run would
+    silently be DDP. torch's FSDP (fully_shard) itself works on CPU tensors with gloo, so the state is
+    switched to FSDP with the plugin read from those same variables, as accelerate does on GPUs.
+    """
+    state = accelerator.state
+    plugin = FullyShardedDataParallelPlugin()  # from the FSDP_* environment
+    if state.mixed_precision != "no":
+        plugin.set_mixed_precision(state.mixed_precision)
+    state.fsdp_plugin = plugin
+    state.distributed_type = DistributedType.FSDP
+    # AcceleratorState() copies PartialState's fields at every construction (accelerate makes new ones
+    # all along); accelerate itself records FSDP there too, so it must be recorded in both.
+    PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+    if accelerator.is_main_process:
+        log.info("FSDP (version %s) on %d CPU processes (gloo)", plugin.fsdp_version, state.num_processes)
 
 
 def _total_steps(plan: BatchPlan, cfg: TrainConfig, n_samples: int) -> int:

@@ -71,12 +71,12 @@ def open_backend(
     if kind == "llaso":
         from llaso.infer.backends.llaso import LlasoBackend, load_model
 
-        model, processor = load_model(spec.model or "", dtype=torch_dtype(dtype), device=device)
+        model, processor = load_model(spec.model or "", dtype=torch_dtype(dtype, device), device=device)
         return LlasoBackend(model, processor, audio_root=audio_root, batch_size=batch_size)
     from llaso.infer.backends.hf import TransformersBackend
 
     return TransformersBackend.load(
-        spec.model or "", dtype=torch_dtype(dtype), device=device, audio_root=audio_root, batch_size=batch_size,
+        spec.model or "", dtype=torch_dtype(dtype, device), device=device, audio_root=audio_root, batch_size=batch_size,
         system_prompt=spec.system_prompt,
     )  # fmt: skip
 
