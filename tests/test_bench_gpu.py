@@ -79,6 +79,7 @@ def test_a_spent_budget_starts_nothing_and_still_writes_the_file(tmp_path: Path)
     got = json.loads(out.read_text())
     assert got["stage2"] == got["stage1"] == got["infer"] == got["serve"] == {}
     assert proc.stdout.count("budget spent") == 4
+    assert got["skipped"] == ["zero2: needs deepspeed and a GPU"]  # checked before the budget
 
 
 def test_an_unknown_section_is_refused(tmp_path: Path) -> None:

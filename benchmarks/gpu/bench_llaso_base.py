@@ -13,7 +13,9 @@ durations (log-normal, median 5 s, a few of 20-30 s). Measured side by side in o
 2. stage 1 (projector only): encoder features read from the feature cache against recomputed;
 3. `llaso infer`'s batched greedy path (`run_inference`) at batch 1, 16 and 64 with a fixed answer
    length: items/s, RTFx (audio seconds per wall second), and how many batch-64 answers equal batch 1's;
-4. `llaso serve`'s app (in this process, uvicorn on loopback) under 64 concurrent clients: requests/s, p95.
+4. `llaso serve`'s app (in this process, uvicorn on loopback) under 64 concurrent clients: requests/s, p95;
+5. a few steps of the tiny model under DeepSpeed ZeRO-2 (`accelerate launch`, configs/accelerate/zero2.yaml),
+   where deepspeed is installed (prepare_wheels.sh builds it as a pure-Python wheel; its ops compile on use).
 
 Every figure goes to one JSON file (rewritten atomically after each section, so a cut-off run keeps what
 it measured) and a table is printed. `--tiny` runs the same code on the CPU with a shrunken shape in well
@@ -107,6 +109,7 @@ class Run:
     stage1: dict[str, Any] = field(default_factory=dict)
     infer: dict[str, Any] = field(default_factory=dict)
     serve: dict[str, Any] = field(default_factory=dict)
+    zero2: dict[str, Any] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     section_s: dict[str, float] = field(default_factory=dict)
 
@@ -536,6 +539,37 @@ def _load(url: str, bodies: list[bytes], clients: int) -> dict[str, Any]:
             "p95_s": lat[min(len(lat) - 1, math.ceil(0.95 * len(lat)) - 1)]}  # fmt: skip
 
 
+# ---- 5. DeepSpeed ZeRO-2 ----------------------------------------------------------------------------------
+def zero2(run: Run, plan: Plan, ctx: Context) -> None:
+    """A few stage-2 steps of the tiny model under `accelerate launch` with configs/accelerate/zero2.yaml (one
+    process): whether DeepSpeed runs at all with this trainer, and its losses. GPU and deepspeed only."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("deepspeed") is None or ctx.device.type != "cuda":
+        run.skipped.append("zero2: needs deepspeed and a GPU")
+        return
+    if ctx.out_of_time("ZeRO-2"):
+        return
+    corpus = write_corpus(ctx.root, durations(16, seed=11), plan, "zero2")
+    out = ctx.root / "zero2"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(ROOT / "configs/accelerate/zero2.yaml"), "--num_processes", "1", "-m", "llaso.cli", "train",
+           "--config", str(ROOT / "configs/train/instruct-tiny.yaml"), f"data.train=[{corpus}]",
+           f"data.audio_root={ctx.root}", "loop.max_steps=3", "loop.grad_accum=1", "save.steps=1000",
+           f"output_dir={out}"]  # fmt: skip
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    log = out / "train_log.jsonl"
+    steps = [r for r in map(json.loads, log.read_text().splitlines()) if "loss" in r] if log.is_file() else []
+    run.zero2 = {"exit": proc.returncode, "seconds": time.perf_counter() - t0,
+                 "losses": [r["loss"] for r in steps], "final_saved": (out / "final" / "config.json").is_file(),
+                 "stderr_tail": proc.stderr[-2000:] if proc.returncode else ""}  # fmt: skip
+    print(f"  zero2: exit {proc.returncode}, losses {run.zero2['losses']}", flush=True)
+    ctx.save(run)
+
+
 # ---- the run ---------------------------------------------------------------------------------------------
 class Context:
     """What every section shares: device, dtype, tokenizer, the clips, the clock, the budget, the output."""
@@ -574,7 +608,7 @@ class Context:
 
 
 SECTIONS: dict[str, Callable[[Run, Plan, Context], None]] = {
-    "stage2": stage2, "stage1": stage1, "infer": infer, "serve": serve,
+    "stage2": stage2, "stage1": stage1, "infer": infer, "serve": serve, "zero2": zero2,
 }  # fmt: skip
 
 

@@ -63,11 +63,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=None,
-        help="torch threads for training and inference (default: $OMP_NUM_THREADS, else every core); on a "
-        "machine other jobs also use, 1 is much faster than oversubscribed cores",
+        help="torch threads for training and inference (default: $OMP_NUM_THREADS, else the cores other "
+        "processes leave free, sampled as each training and inference step starts)",
     )
+
+
+def positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
 
 
 def run(args: argparse.Namespace) -> int:

@@ -27,6 +27,10 @@ class AlignSection:
 
     config: str = "align.yaml"
     overrides: list[str] = field(default_factory=list)
+    # seconds per training step of this stage on idle cores with the default threads: a median of 3 steps
+    # over 3 times this prints the busy-machine warning. None: only the warning that compares the stage's
+    # steps with its own earlier ones
+    expected_step_s: float | None = None
 
 
 @dataclass
@@ -35,6 +39,7 @@ class InstructSection:
 
     config: str = "instruct.yaml"
     overrides: list[str] = field(default_factory=list)
+    expected_step_s: float | None = None  # as in AlignSection
     samples: int | None = None  # one epoch over a subset of this many records (None: the whole split)
     task_weights: dict[str, float] | None = (
         None  # each task's share of the subset (default 1; 0 leaves it out)
@@ -78,7 +83,9 @@ class DemoOptions:
     weights: str | None = None  # folder of `llaso weights import` (None: OUT/weights)
     config_dir: str | None = None  # folder of the demo configs (None: configs/demo of this checkout)
     real_speech: bool = True  # False: skip the LibriVox set
-    threads: int | None = None  # torch threads for training and inference (None: $OMP_NUM_THREADS or all)
+    # torch threads for training and inference (None: $OMP_NUM_THREADS, else the cores that other processes
+    # leave free, sampled as each heavy step starts: llaso.utils.cores.choose_threads)
+    threads: int | None = None
 
 
 def config_dir(given: str | None = None) -> Path:

@@ -34,7 +34,7 @@ from llaso.demo.profile import (
 )
 from llaso.demo.real_speech import asr_prompts, fetch_pocketsphinx_testdata, real_speech_set
 from llaso.demo.report import check_targets, closed_by_configuration, fmt_s, summary_html, summary_markdown
-from llaso.demo.training import run_train, training_subset
+from llaso.demo.training import passive_wait_here, run_train, thread_count, training_subset
 from llaso.evaluate.report import markdown_report, write_reports
 from llaso.evaluate.scoring import ScoreOptions, SystemScore, apply_ratio_to_best, score_system
 from llaso.model import weights as model_weights
@@ -144,6 +144,7 @@ def run_demo(options: DemoOptions) -> int:
     # the demo reads only the local weight folders: never a model hub
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    passive_wait_here()  # before the weights step first loads torch; inference runs in this process
     run = DemoRun.create(options)
     say(f"llaso demo ({run.profile_name} profile, {run.profile_path}): everything goes under {run.out}/\n")
     t_start = time.perf_counter()
@@ -251,7 +252,9 @@ def model_overrides(run: DemoRun) -> list[str]:
 def align_step(run: DemoRun) -> dict[str, Any]:
     stage = run.profile.align
     overrides = [*model_overrides(run), f"data.train=[{run.corpus / 'align'}]", *stage.overrides]
-    return run_train(run.cfg_dir / stage.config, overrides, run.work / "align", run.options.threads)
+    return run_train(
+        run.cfg_dir / stage.config, overrides, run.work / "align", run.options.threads, stage.expected_step_s
+    )
 
 
 def instruct_step(run: DemoRun) -> dict[str, Any]:
@@ -267,7 +270,13 @@ def instruct_step(run: DemoRun) -> dict[str, Any]:
         f"data.train=[{train_data}]",
         *stage.overrides,
     ]
-    return run_train(run.cfg_dir / stage.config, overrides, run.work / "instruct", run.options.threads)
+    return run_train(
+        run.cfg_dir / stage.config,
+        overrides,
+        run.work / "instruct",
+        run.options.threads,
+        stage.expected_step_s,
+    )
 
 
 # ---- 6. inference ------------------------------------------------------------------------------------
@@ -306,7 +315,10 @@ def step_infer(
     from llaso.infer.device import torch_dtype
     from llaso.infer.run import InferOptions, load_model, run_inference
 
-    torch.set_num_threads(threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1)
+    # chosen now, as the step starts (the machine may have got busy since training). OMP_WAIT_POLICY cannot
+    # change here: the OpenMP runtime read it when torch first loaded in this process (the weights step),
+    # after `run_demo` had set it (`passive_wait_here`)
+    torch.set_num_threads(thread_count(threads))
     model, processor = load_model(model_dir, dtype=torch_dtype(infer.dtype))
     out: dict[str, Any] = {}
     for name, data, root, dest in sets:

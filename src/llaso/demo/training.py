@@ -2,7 +2,10 @@
 
 Training runs in a child process started with the spawn method, so that it has its own memory (returned to
 the system when the stage ends) and its own torch threads. This module is what the child imports first, so
-it imports nothing heavy at the top: torch reads OMP_NUM_THREADS when it loads, after the child has set it.
+it imports nothing heavy at the top: torch reads OMP_NUM_THREADS (and its OpenMP runtime OMP_WAIT_POLICY)
+when it loads, after the child has set them. The threads are chosen as the stage starts, from the cores
+other processes leave free; while the child trains, the parent reads its train_log.jsonl and warns once
+when the steps become far slower than they should be (another process took the CPU).
 """
 
 from __future__ import annotations
@@ -12,13 +15,18 @@ import logging
 import multiprocessing
 import os
 import random
+import statistics
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 from llaso.corpus.jsonio import expand_inputs, iter_records, write_records
 from llaso.demo.profile import DemoError
 from llaso.train.config import load_config
+from llaso.utils.cores import choose_threads
 
 log = logging.getLogger(__name__)
 
@@ -86,32 +94,75 @@ def training_subset(
 
 
 # ---- a training stage in a child process -------------------------------------------------------------
-def run_train(config: Path, overrides: list[str], out: Path, threads: int | None = None) -> dict[str, Any]:
+# OMP_WAIT_POLICY=PASSIVE for the training child (and for the demo's own process, see `passive_wait_here`)
+# unless the user's environment sets it: an OpenMP thread waiting for work then sleeps at once instead of
+# spinning, which gives the cycles back to whatever else shares its core. False turns it off (to measure it).
+PASSIVE_WAIT = True
+POLL_S = 5.0  # seconds between two reads of the child's train_log.jsonl
+SLOW_WINDOW = 3  # steps in a median
+SLOW_FACTOR = 3.0  # a median of SLOW_WINDOW steps this many times the expected or best one is a warning
+
+
+def run_train(
+    config: Path,
+    overrides: list[str],
+    out: Path,
+    threads: int | None = None,
+    expected_step_s: float | None = None,
+) -> dict[str, Any]:
     """`llaso train --config CONFIG OVERRIDES output_dir=OUT` in a child process; it resumes from its
-    checkpoints. The summary of `train_summary`."""
+    checkpoints. `threads`: the user's --threads (None: `choose_threads` decides now, as the step starts);
+    `expected_step_s`: seconds per step on idle cores, for the slow-step warning. The summary of
+    `train_summary`."""
     overrides = [*overrides, f"output_dir={out}"]
+    n = thread_count(threads)
     print("$ llaso train " + " ".join(["--config", str(config), *overrides]), flush=True)
-    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
+    env = child_env(n, os.environ)
     child = multiprocessing.get_context("spawn").Process(
         target=train_in_child, args=(str(config), overrides, env), name="llaso-train"
     )
+    log_file = out / "train_log.jsonl"
+    before = _stat(log_file)  # before the child starts: its own records change the file
     child.start()
     try:
-        child.join()
+        watch_child(child, log_file, SlowSteps(expected_step_s, one_thread=n == 1), before)
     except BaseException:  # an interrupt stops the child too, as it stopped a subprocess.run child
         child.kill()
         child.join()
         raise
     if child.exitcode != 0:
         raise DemoError(
-            f"training failed (exit {child.exitcode}); see {out}/train_log.jsonl. "
+            f"training failed (exit {child.exitcode}); see {log_file}. "
             "Rerun the demo to resume from the last checkpoint."
         )
     if not (out / "final" / "config.json").is_file():
         raise DemoError(f"training ended without {out}/final")
     return train_summary(out)
+
+
+def thread_count(requested: int | None) -> int:
+    """The torch threads of a heavy step (`choose_threads`, sampled now), announced in one line."""
+    threads, why = choose_threads(requested, os.environ)
+    print(f"torch threads: {threads} ({why})", flush=True)
+    return threads
+
+
+def wait_policy(environ: Mapping[str, str]) -> dict[str, str]:
+    """OMP_WAIT_POLICY=PASSIVE for a process about to load torch, unless `environ` already sets it."""
+    return {"OMP_WAIT_POLICY": "PASSIVE"} if PASSIVE_WAIT and "OMP_WAIT_POLICY" not in environ else {}
+
+
+def passive_wait_here() -> None:
+    """`wait_policy` for this process, while torch has not loaded: the OpenMP runtime (libgomp, under torch)
+    reads OMP_WAIT_POLICY once, when it is loaded, so setting it later changes nothing in this process."""
+    if "torch" not in sys.modules:
+        os.environ.update(wait_policy(os.environ))
+
+
+def child_env(threads: int, environ: Mapping[str, str]) -> dict[str, str]:
+    """What the training child adds to the environment it inherits, before it loads torch."""
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": str(threads)}
+    return {**env, **wait_policy(environ)}
 
 
 def train_in_child(config: str, overrides: list[str], env: dict[str, str]) -> None:
@@ -135,17 +186,24 @@ def train_in_child(config: str, overrides: list[str], env: dict[str, str]) -> No
     print(result.short_line())
 
 
-def train_summary(out: Path) -> dict[str, Any]:
-    """Steps, samples, first and last losses and seconds per step from `train_log.jsonl`."""
+def read_log(log_file: Path) -> list[dict[str, Any]]:
+    """The JSON-object records of a train_log.jsonl (none when it is missing); a line the child is still
+    writing, or one a kill cut short, is left out."""
     recs = []
-    log_file = out / "train_log.jsonl"
     if log_file.is_file():
         for line in log_file.read_text(encoding="utf-8").splitlines():
             try:
-                recs.append(json.loads(line))
+                rec = json.loads(line)
             except ValueError:
                 continue
-    steps = [r for r in recs if "loss" in r and "step" in r]
+            if isinstance(rec, dict):
+                recs.append(rec)
+    return recs
+
+
+def train_summary(out: Path) -> dict[str, Any]:
+    """Steps, samples, first and last losses and seconds per step from `train_log.jsonl`."""
+    steps = [r for r in read_log(out / "train_log.jsonl") if "loss" in r and "step" in r]
     secs = sorted(float(r["seconds"]) for r in steps if r.get("seconds") is not None)
     last = steps[-10:]
     return {
@@ -156,3 +214,83 @@ def train_summary(out: Path) -> dict[str, Any]:
         "loss_last10": sum(float(r["loss"]) for r in last) / len(last) if last else None,
         "median_step_s": secs[len(secs) // 2] if secs else None,
     }
+
+
+# ---- the slow-step warning ---------------------------------------------------------------------------
+def step_seconds(records: list[dict[str, Any]]) -> list[float]:
+    """Seconds per step of the run that wrote the last start/resume event of train_log.jsonl `records`: a
+    step record's `seconds` (since the record before it) over the steps since then. Earlier runs' steps
+    (a resumed stage) are left out: they may have run on a machine in another state."""
+    starts = [i for i, r in enumerate(records) if r.get("event") in ("start", "resume")]
+    if not starts:
+        return []
+    prev = records[starts[-1]].get("step", 0)
+    out = []
+    for r in records[starts[-1] + 1 :]:
+        step, secs = r.get("step"), r.get("seconds")
+        if "loss" not in r or not isinstance(step, int) or not isinstance(secs, (int, float)):
+            continue
+        if isinstance(prev, int) and step > prev:
+            out.append(float(secs) / (step - prev))
+        prev = step
+    return out
+
+
+@dataclass
+class SlowSteps:
+    """One warning per training stage when its steps are far slower than they should be: the median of the
+    last SLOW_WINDOW steps over SLOW_FACTOR times `expected_s` (this profile on idle cores; None: no such
+    check) or times the best median earlier in the stage (the machine got busy midway)."""
+
+    expected_s: float | None = None
+    one_thread: bool = False  # already 1 thread: --threads 1 is no remedy
+    warned: bool = False
+
+    def check(self, times: list[float]) -> str | None:
+        if self.warned or len(times) < SLOW_WINDOW:
+            return None
+        medians = [statistics.median(times[i - SLOW_WINDOW : i]) for i in range(SLOW_WINDOW, len(times) + 1)]
+        now, best = medians[-1], min(medians)
+        if self.expected_s and now > SLOW_FACTOR * self.expected_s:
+            ref, than = self.expected_s, "this profile takes on idle cores"
+        elif now > SLOW_FACTOR * best:
+            ref, than = best, "they took earlier in this stage"
+        else:
+            return None
+        self.warned = True
+        remedy = (
+            "Stop it (or interrupt the demo and rerun it later: it resumes where it stopped)."
+            if self.one_thread
+            else "Stop it, or interrupt and rerun with --threads 1: the demo resumes where it stopped."
+        )
+        return (
+            f"warning: training steps take {now:.1f} s, {now / ref:.0f}x the {ref:.1f} s {than}: "
+            f"another process is using the CPU. {remedy}"
+        )
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def watch_child(
+    child: BaseProcess,
+    log_file: Path,
+    slow: SlowSteps,
+    before: tuple[int, int, int] | None,
+    poll_s: float = POLL_S,
+) -> None:
+    """Wait for the training child, reading its `log_file` every `poll_s` seconds and printing `slow`'s
+    warning. `before`: the log's `_stat` before the child started; while it is unchanged the file holds
+    an earlier run's records only. (A resumed child first trims the log, then appends its resume event: a
+    read in the moment between the two sees an earlier run's steps, a window far shorter than `poll_s`.)"""
+    while child.exitcode is None:
+        child.join(poll_s)
+        if child.exitcode is None and _stat(log_file) != before:
+            msg = slow.check(step_seconds(read_log(log_file)))
+            if msg:
+                print(f"\n{msg}", flush=True)  # on a line of its own, not after the progress bar
