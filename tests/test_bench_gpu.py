@@ -38,8 +38,10 @@ def test_stage_2_runs_every_token_mode_and_batch_with_consistent_figures(figures
         assert set(rows) == {str(b) for b in plan["train_batches"]}, mode
         for row in rows.values():
             assert "oom" not in row and row["step_s"] > 0 and row["model_tflops_per_s"] > 0
+            assert row["estimate_gib"] > 0  # llaso train --estimate-memory's figure for the same batch
             assert row["tokens_per_s"] == pytest.approx(row["tokens_per_step"] / row["step_s"], rel=0.6)
         assert figures["largest_batch"][mode]["fits"] == plan["fit_batches"][-1]  # a CPU never runs out
+        assert figures["largest_batch"][mode]["estimate_gib"] > 0
     # the same clips in each mode: 1500 positions per window > the real frames > the frames stacked by 4
     for b in map(str, plan["train_batches"]):
         per_mode = [figures["stage2"][m][b] for m in ("llaso-base", "lean", "lean+stack4")]

@@ -273,21 +273,20 @@ class Stepper:
         model.audio_tower.eval()
         self.opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
         self.collate = Collator(processor.tokenizer.pad_token_id)
-        self._datasets: dict[int, Any] = {}
+        self._dataset: Any = None
+        self.profile: Any = None  # the memory estimate's view of the model (stage 2)
 
     def batch(self, samples: list[Any]) -> dict[str, Any]:
         from llaso.train.data import TrainDataset
         from llaso.train.trainer import _to_device
 
-        key = id(
-            samples
-        )  # a dataset per sample list (the Context keeps them): making one hashes the processor
-        if key not in self._datasets:
-            self._datasets[key] = TrainDataset(
-                samples, self.processor, audio_root=self.root, cache=self.cache
-            )
-        ds = self._datasets[key]
-        return _to_device(self.collate([ds[i] for i in range(len(samples))]), self.device)
+        # one dataset for the whole run, the samples appended as they come: making a dataset hashes the
+        # processor's settings (its 128k-entry vocabulary: a second on a CPU)
+        if self._dataset is None:
+            self._dataset = TrainDataset([], self.processor, audio_root=self.root, cache=self.cache)
+        ds, start = self._dataset, len(self._dataset.samples)
+        ds.samples.extend(samples)
+        return _to_device(self.collate([ds[i] for i in range(start, len(ds))]), self.device)
 
     def step(self, b: dict[str, Any]) -> list[torch.Tensor] | None:
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
@@ -311,6 +310,7 @@ def stage2(run: Run, plan: Plan, ctx: Context) -> None:
         stepper = Stepper(
             model, proc, ctx.root, ["projector.*", "language_model.*"], True, ctx.device, ctx.dtype
         )
+        stepper.profile = memory_profile(model, ctx)
         rows = {}
         for bs in plan.train_batches:
             rows[str(bs)] = timed_steps(stepper, ctx, bs, plan.train_steps, trains_lm=True)
@@ -326,10 +326,11 @@ def stage2(run: Run, plan: Plan, ctx: Context) -> None:
 
 def timed_steps(stepper: Stepper, ctx: Context, bs: int, steps: int, trains_lm: bool) -> dict[str, Any]:
     """Median step time over `steps` steps (one warm-up first) on fresh LLaSO-Eval-like batches of `bs`."""
-    times, tokens, audio, flops, peak = [], 0, 0, 0.0, 0.0
+    times, tokens, audio, flops, peak, est = [], 0, 0, 0.0, 0.0, 0.0
     try:
         for k in range(steps + 1):
             b = stepper.batch(ctx.samples(bs, seed=1000 * bs + k))
+            est = max(est, estimate_gib(stepper, b, max(ctx.seconds(bs, seed=1000 * bs + k))))
             m: dict[str, float] = {}
             with ctx.clock.measure(m):
                 stepper.step(b)
@@ -348,7 +349,7 @@ def timed_steps(stepper: Stepper, ctx: Context, bs: int, steps: int, trains_lm: 
     secs = sum(times)
     tflops = peak_tflops(ctx.device, ctx.peak)
     return {"step_s": statistics.median(times), "tokens_per_step": tokens / steps, "audio_share": audio / tokens,
-            "tokens_per_s": tokens / secs, "peak_gib": peak or None,
+            "tokens_per_s": tokens / secs, "peak_gib": peak or None, "estimate_gib": est,
             "model_tflops_per_s": flops / secs / 1e12,
             "mfu": flops / secs / (tflops * 1e12) if tflops else None}  # fmt: skip
 
@@ -356,7 +357,7 @@ def timed_steps(stepper: Stepper, ctx: Context, bs: int, steps: int, trains_lm: 
 def largest_batch(stepper: Stepper, ctx: Context, batches: tuple[int, ...]) -> dict[str, Any]:
     """The largest batch of 30 s clips (one full window each: the worst case of one window) that trains a
     step, trying `batches` in order until one runs out of memory."""
-    fits, peak = None, None
+    fits, peak, est = None, None, None
     for bs in batches:
         if ctx.out_of_time("the largest-batch search"):
             break
@@ -365,14 +366,36 @@ def largest_batch(stepper: Stepper, ctx: Context, batches: tuple[int, ...]) -> d
             b = stepper.batch(ctx.samples(bs, seed=7, longest=True))
             with ctx.clock.measure(m):
                 stepper.step(b)
-            fits, peak = bs, m.get("peak_gib")
+            fits, peak, est = bs, m.get("peak_gib"), estimate_gib(stepper, b, 30.0)
         except Exception as e:
             if not is_oom(e):
                 raise
             stepper.opt.zero_grad(set_to_none=True)
             free_memory(ctx.device)
-            return {"fits": fits, "peak_gib": peak, "oom_at": bs}
-    return {"fits": fits, "peak_gib": peak, "oom_at": None}
+            return {"fits": fits, "peak_gib": peak, "estimate_gib": est, "oom_at": bs}
+    return {"fits": fits, "peak_gib": peak, "estimate_gib": est, "oom_at": None}
+
+
+def memory_profile(model: Any, ctx: Context) -> Any:
+    """What `llaso train --estimate-memory` reads from this model, prepared as the stage-2 run here is."""
+    from llaso.train.config import load_config
+    from llaso.train.memory import profile_model
+
+    cfg = load_config(None, ["model.tiny={seed: 0}", "data.train=[unused.json]", "loop.gradient_checkpointing=true",
+                             f"loop.mixed_precision={'no' if ctx.tiny else 'bf16'}",
+                             f"model.dtype={str(ctx.dtype).removeprefix('torch.')}"])  # fmt: skip
+    return profile_model(model, cfg, source="bench")
+
+
+def estimate_gib(stepper: Stepper, b: dict[str, Any], seconds: float) -> float:
+    """Our estimate of the step's peak for a batch like `b` (each sample as long as its longest clip and text)."""
+    from llaso.train.memory import Workload, estimate
+
+    audio = (b["input_ids"] == stepper.model.config.audio_token_id).sum(1)
+    text = int((b["attention_mask"].sum(1) - audio).max())
+    answer = int((b["labels"] != -100).sum(1).max())
+    w = Workload(batch=len(audio), seconds=seconds, text_tokens=text, answer_tokens=min(answer, text))
+    return float(estimate(stepper.profile, w).total) / 2**30
 
 
 # ---- 2. stage 1 ------------------------------------------------------------------------------------------
@@ -586,10 +609,13 @@ class Context:
     def build(self, mode: str) -> tuple[Any, Any]:
         return build(mode, self.tiny, self.device, self.dtype, self.tokenizer)
 
+    def seconds(self, n: int, seed: int, longest: bool = False) -> list[float]:
+        return [30.0] * n if longest else durations(n, seed)
+
     def samples(self, n: int, seed: int, longest: bool = False) -> list[Any]:
         key = (n, seed, longest)
         if key not in self._corpora:
-            secs = [30.0] * n if longest else durations(n, seed)
+            secs = self.seconds(n, seed, longest)
             self._corpora[key] = samples_of(
                 write_corpus(self.root, secs, self.plan, f"train-{n}-{seed}-{longest}")
             )

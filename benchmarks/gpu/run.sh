@@ -18,6 +18,6 @@ export PYTHONPATH="$SITE:$PWD/src" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKEN
 { nvidia-smi || true; python -c 'import sys, torch, transformers; print(sys.version); print("torch", torch.__version__, "cuda", torch.version.cuda); print("transformers", transformers.__version__)'; } \
   > "$OUT_DIR/machine.txt" 2>&1
 python -m llaso.cli train --config configs/train/instruct.yaml --estimate-memory \
-  --shape configs/model/llaso-base.yaml --gpu-memory 80GiB --json > "$OUT_DIR/estimate.json" 2> "$OUT_DIR/estimate.err" \
+  --shape configs/model/llaso-base.yaml --seconds 5,10,30 --gpu-memory 80GiB --json > "$OUT_DIR/estimate.json" 2> "$OUT_DIR/estimate.err" \
   || echo "the memory estimate failed: see estimate.err"
 python benchmarks/gpu/bench_llaso_base.py --out "$OUT_DIR/figures.json" "$@" 2>&1 | tee "$OUT_DIR/bench.log"
