@@ -28,6 +28,7 @@ def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     proc = _run(out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [p.name for p in out.parent.iterdir()] == ["figures.json"]  # written atomically, nothing left
+    assert "| lean+stack4 | 2 |" in proc.stdout and "| infer | batch |" in proc.stdout  # the printed table
     return dict(json.loads(out.read_text()))
 
 

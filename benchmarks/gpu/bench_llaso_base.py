@@ -651,6 +651,39 @@ def versions() -> dict[str, str]:
     return v
 
 
+def table(run: Run) -> str:
+    """The figures as one Markdown table per section (what BENCHMARKS.md takes)."""
+
+    def num(v: Any, spec: str = ".3g") -> str:
+        return "—" if v is None else format(v, spec) if isinstance(v, float) else str(v)
+
+    out = [
+        "| stage 2 | batch | step s | tokens/s | peak GiB | estimate GiB | MFU |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for mode, rows in run.stage2.items():
+        for bs, r in rows.items():
+            out.append(f"| {mode} | {bs} | " + " | ".join(num(r.get(k)) for k in
+                       ("step_s", "tokens_per_s", "peak_gib", "estimate_gib", "mfu")) + " |")  # fmt: skip
+    for mode, r in run.largest_batch.items():
+        out.append(f"| {mode}: largest batch of 30 s clips | {num(r['fits'])} | | | {num(r['peak_gib'])} | "
+                   f"{num(r['estimate_gib'])} | |")  # fmt: skip
+    if run.stage1:
+        out += ["", f"stage 1, batch {run.stage1['batch']}: recomputed {num(run.stage1['recomputed_step_s'])} s, "
+                    f"cached {num(run.stage1['cached_step_s'])} s per step ({num(run.stage1['speedup'])}x)"]  # fmt: skip
+    if run.infer:
+        out += ["", "| infer | batch | items/s | RTFx | same answers as batch 1 |", "|---|---|---|---|---|"]
+        for mode, r in run.infer.items():
+            for bs, b in r["batches"].items():
+                out.append(f"| {mode} | {bs} | {num(b['items_per_s'])} | {num(b['rtfx'])} | "
+                           f"{r['same_answers']}/{r['items']} |")  # fmt: skip
+    if run.serve:
+        sv = run.serve
+        out += ["", f"serve: {sv['clients']} clients, {sv['ok']}/{sv['requests']} answered, "
+                    f"{num(sv['requests_per_s'])} requests/s, p95 {num(sv['p95_s'])} s"]  # fmt: skip
+    return "\n".join(out + [f"skipped: {x}" for x in run.skipped])
+
+
 def fmt_row(row: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
 
@@ -685,6 +718,7 @@ def main(argv: list[str] | None = None) -> int:
             SECTIONS[name](run, plan, ctx)
             run.section_s[name] = time.perf_counter() - t0
         ctx.save(run)
+    print("\n" + table(run) + "\n")
     print(f"figures in {args.out} ({time.time() - run.started:.0f} s)")
     return 0
 
