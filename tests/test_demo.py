@@ -123,7 +123,7 @@ def test_targets_compare_with_the_majority_baseline() -> None:
             "files": {},
         }
     )
-    assert "| AR accuracy vs majority baseline | 55.0 % vs 50.0 % | >= baseline + 10 pt | **no** |" in md
+    assert "| AR accuracy vs majority baseline | 55.0 % vs 50.0 % | >= baseline + 10 pt, p < 0.01 | **no** |" in md
 
 
 def test_closed_tasks_are_shown_per_configuration() -> None:
@@ -150,7 +150,10 @@ def test_closed_tasks_are_shown_per_configuration() -> None:
         judge="none",
     )
     by_conf = closed_by_configuration(system)
-    assert by_conf == {"SGC": {"text_audio": [0.75, 0.5], "pure_audio": [0.0, 0.5]}}
+    assert set(by_conf) == {"SGC"} and set(by_conf["SGC"]) == {"text_audio", "pure_audio"}
+    ta = by_conf["SGC"]["text_audio"]
+    assert (ta["accuracy"], ta["baseline"], ta["n"], ta["correct"]) == (0.75, 0.5, 4, 3)
+    assert ta["p_value"] == pytest.approx(5 / 16)  # P(X >= 3), X ~ Binomial(4, 1/2)
     md = summary_markdown(
         {
             "profile": "full",
@@ -162,7 +165,7 @@ def test_closed_tasks_are_shown_per_configuration() -> None:
         }
     )
     assert "| task | (t,a) | (a) |" in md
-    assert "| SGC | 75.0 % / 50.0 % | 0.0 % / 50.0 % |" in md
+    assert "| SGC | 75.0 % [30-95] / 50.0 %, p 0.31 (n 4) | 0.0 % [0-49] / 50.0 %, p 1 (n 4) |" in md
 
 
 def test_subset_counts_follow_the_weights_and_what_each_task_has() -> None:

@@ -59,7 +59,8 @@ class InferSection:
 @dataclass
 class TargetsSection:
     wall_minutes: float = 20.0
-    closed_margin: float = 0.10  # accuracy at least this much over the majority-class baseline
+    closed_margin: float = 0.15  # accuracy at least this much over the majority-class baseline, in (t,a)
+    closed_p: float = 0.01  # and a one-sided binomial p-value below this against the baseline's rate
     asr_wer: float = 0.15
     pp_mae: float = 3.0  # semitones
 

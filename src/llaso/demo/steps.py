@@ -33,7 +33,15 @@ from llaso.demo.profile import (
     profile_path,
 )
 from llaso.demo.real_speech import asr_prompts, fetch_pocketsphinx_testdata, real_speech_set
-from llaso.demo.report import check_targets, closed_by_configuration, fmt_s, summary_html, summary_markdown
+from llaso.demo.report import (
+    check_targets,
+    closed_by_configuration,
+    figures_by_configuration,
+    fmt_s,
+    loss_plot,
+    summary_html,
+    summary_markdown,
+)
 from llaso.demo.training import passive_wait_here, run_train, thread_count, training_subset
 from llaso.evaluate.report import markdown_report, write_reports
 from llaso.evaluate.scoring import ScoreOptions, SystemScore, apply_ratio_to_best, score_system
@@ -376,6 +384,7 @@ def eval_step(run: DemoRun) -> dict[str, Any]:
             "tasks": s.tasks,
             "normalized_score": s.normalized_score,
             "closed_by_configuration": closed_by_configuration(s),
+            "by_configuration": figures_by_configuration(s),
         }
         for k, s in systems.items()
     }
@@ -402,6 +411,8 @@ def write_summary(run: DemoRun, records: dict[str, dict[str, Any]], this_run_s: 
     # wall time: this run's steps plus those finished by earlier (interrupted) runs
     wall = sum(float(r["seconds"]) for r in records.values())
     work = run.work
+    loss_png = loss_plot({"stage 1": work / "align" / "train_log.jsonl", "stage 2": work / "instruct" / "train_log.jsonl"},
+                         work / "loss.png")  # fmt: skip
     state = {
         "profile": run.profile_name,
         "wall_seconds": round(wall, 1),
@@ -421,6 +432,7 @@ def write_summary(run: DemoRun, records: dict[str, dict[str, Any]], this_run_s: 
             "corpus": str(run.corpus),
             "weights": str(run.weights),
             "demo report": str(work / "report.html"),
+            "training loss per task": str(loss_png) if loss_png else "—",
         },
     }
     write_json_atomic(work / "summary.json", state)

@@ -149,6 +149,9 @@ class StepTally:
     items: int = 0  # samples trained on
     skipped: int = 0
     indices: list[int] = field(default_factory=list)  # every sample index the step saw, skipped ones too
+    task_loss: dict[int, list[float]] = field(
+        default_factory=dict
+    )  # task number -> [sum of rows' means, rows]
 
     def order(self) -> str:
         """A digest of the step's sample indices: two runs with equal digests saw the same data order."""
@@ -251,12 +254,14 @@ def labelled_loss(
     attention_mask: torch.Tensor,
     labels: torch.Tensor,
     average: str = "token",
+    row_losses: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Mean next-token cross-entropy over the labelled positions, the LM head applied to those positions
     only. With `average="token"` it equals the language model's own `labels=` loss, but never builds the
     [batch, length, vocab] logits: with SmolLM2's 49k-word head and short answers that is about a third of a
     CPU step. `average="sample"` takes each sample's mean first, then the mean over the samples that have
-    labelled positions."""
+    labelled positions. `row_losses`, when given, gets each row's mean loss (detached; NaN for a row
+    without labelled positions), for the per-task losses of the log."""
     lm = model.language_model
     pos = attention_mask.long().cumsum(-1) - 1
     pos = pos.masked_fill(attention_mask == 0, 0)
@@ -268,16 +273,25 @@ def labelled_loss(
     logits = lm.get_output_embeddings()(hidden[:, :-1][keep]).float()
     if logits.shape[0] == 0:  # nothing labelled: a zero that still touches the graph
         return hidden.float().sum() * 0.0
+    if row_losses is not None:
+        with torch.no_grad():
+            per = nn.functional.cross_entropy(logits.detach(), target[keep], reduction="none")
+            row_losses.append(_row_means(per, keep))
     if average == "token":
         return nn.functional.cross_entropy(logits, target[keep])
-    per_token = nn.functional.cross_entropy(logits, target[keep], reduction="none")
+    means = _row_means(nn.functional.cross_entropy(logits, target[keep], reduction="none"), keep)
+    return means[keep.any(1)].mean()
+
+
+def _row_means(per_token: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Each row's mean of `per_token` (the values at `keep`'s True positions, row by row); NaN for a row
+    without any."""
     row = torch.arange(keep.shape[0], device=keep.device)[:, None].expand_as(keep)[keep]
-    counts = keep.sum(1)
     sums = torch.zeros(keep.shape[0], dtype=per_token.dtype, device=per_token.device).index_add(
         0, row, per_token
     )
-    has = counts > 0
-    return (sums[has] / counts[has]).mean()
+    counts = keep.sum(1)
+    return torch.where(counts > 0, sums / counts.clamp(min=1), torch.full_like(sums, float("nan")))
 
 
 class TrainingModule(nn.Module):
@@ -296,6 +310,8 @@ class TrainingModule(nn.Module):
             raise ConfigError(
                 f"optim.loss_average={loss_average!r} needs a language model with a plain linear head"
             )
+        # each row's mean loss of the last forward (fast-loss models only): the log's per-task losses
+        self.row_losses: torch.Tensor | None = None
         lm = getattr(model, "language_model", None)
         self._no_split_modules = [
             *(getattr(model, "_no_split_modules", None) or []),
@@ -303,10 +319,14 @@ class TrainingModule(nn.Module):
         ]
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
-        loss, new = self._loss(batch)
+        rows: list[torch.Tensor] = []
+        loss, new = self._loss(batch, rows)
+        self.row_losses = rows[0] if rows else None
         return touch_trainable(self.model, loss), new
 
-    def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+    def _loss(
+        self, batch: dict[str, Any], rows: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         model: Any = self.model
         if batch.get("dummy"):
             # An empty micro-batch (all its samples skipped): a zero loss that still touches the
@@ -328,7 +348,9 @@ class TrainingModule(nn.Module):
             if batch.get("input_features") is not None:
                 feats = model.get_audio_features(batch["input_features"], batch.get("input_features_mask"))
             embeds = model.embed_with_audio(batch["input_ids"], feats)
-            loss = labelled_loss(model, embeds, batch["attention_mask"], batch["labels"], self.loss_average)
+            loss = labelled_loss(
+                model, embeds, batch["attention_mask"], batch["labels"], self.loss_average, rows
+            )
             return loss, None
         frames: list[Any] = list(batch["cached_frames"])
         positions: list[int] = batch["window_positions"]
@@ -341,7 +363,9 @@ class TrainingModule(nn.Module):
         feats = project_frames(model, frames, positions) if frames else None
         embeds = model.embed_with_audio(batch["input_ids"], feats)
         if has_fast_loss(model):
-            loss = labelled_loss(model, embeds, batch["attention_mask"], batch["labels"], self.loss_average)
+            loss = labelled_loss(
+                model, embeds, batch["attention_mask"], batch["labels"], self.loss_average, rows
+            )
             return loss, new
         out = model(
             inputs_embeds=embeds,
@@ -601,6 +625,9 @@ class Trainer:
         self.model, self.processor = build_model(cfg)
         self.n_trainable, encoder_trains = _prepare_parameters(self.model, cfg)
         self.cache = self._feature_cache()
+        # tasks by number, for the per-task losses of the log (samples without a task: "-")
+        self.task_names = sorted({s.task or "-" for s in samples})
+        self.task_of = [self.task_names.index(s.task or "-") for s in samples]
         self.dataset = TrainDataset(
             samples,
             self.processor,
@@ -843,8 +870,30 @@ class Trainer:
             tally.loss += float(loss.detach())
             tally.micro += 1
             tally.items += batch["items"]
+            self._tally_tasks(batch.get("indices", []))
         st.micro += 1
         return grad_norm
+
+    def _tally_tasks(self, indices: list[int]) -> None:
+        """Add each row's loss of the last micro-batch to its task's sums (rows follow `indices`)."""
+        rows = self.accelerator.unwrap_model(self.module).row_losses
+        if rows is None:
+            return
+        for i, value in zip(indices, rows.tolist(), strict=True):
+            if value == value:  # not NaN: the row had labelled positions
+                acc = self.tally.task_loss.setdefault(self.task_of[i], [0.0, 0])
+                acc[0] += value
+                acc[1] += 1
+
+    def _task_losses(self) -> dict[str, float]:
+        """The step's mean loss per task, summed over processes (every process runs the same reduce)."""
+        sums = torch.zeros(2, len(self.task_names), dtype=torch.float64, device=self.accelerator.device)
+        for t, (total, n) in self.tally.task_loss.items():
+            sums[0, t], sums[1, t] = total, n
+        sums = self.accelerator.reduce(sums, reduction="sum")
+        return {
+            name: float(sums[0, t] / sums[1, t]) for t, name in enumerate(self.task_names) if sums[1, t] > 0
+        }
 
     def _end_step(self, grad_norm: float | None, epoch_batches: int) -> None:
         """After an optimizer step: the schedule, the counters summed over processes, the position in the
@@ -866,15 +915,19 @@ class Trainer:
         if st.micro >= epoch_batches:
             st.epoch, st.micro = st.epoch + 1, 0
         order = tally.order()
+        task_loss = self._task_losses()
         self.tally = StepTally()
         self.result.losses.append(mean_loss)
         self.result.grad_norms.append(grad_norm)
         self.result.orders.append(order)
         self.bar.update(1)
         if st.global_step % self.cfg.log.steps == 0 or st.global_step == self.total_steps:
-            self._log(mean_loss, grad_norm, epoch_progress, order)
+            self._log(mean_loss, grad_norm, epoch_progress, order, task_loss)
 
-    def _log(self, mean_loss: float, grad_norm: float | None, epoch_progress: float, order: str) -> None:
+    def _log(
+        self, mean_loss: float, grad_norm: float | None, epoch_progress: float, order: str,
+        task_loss: dict[str, float],
+    ) -> None:  # fmt: skip
         elapsed, rate = self.throughput.lap()
         lr = self.scheduler.get_last_lr()[0]
         self.bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.2f}", refresh=False)
@@ -890,6 +943,8 @@ class Trainer:
                 "seconds": elapsed,  # since the previous record
                 "skipped": self.state.skipped,
                 "order": order,
+                # the step's mean per-sample loss of each task it saw (a mixed batch's loss hides them)
+                "task_loss": task_loss,
             }
         )
 
