@@ -123,7 +123,10 @@ def test_targets_compare_with_the_majority_baseline() -> None:
             "files": {},
         }
     )
-    assert "| AR accuracy vs majority baseline | 55.0 % vs 50.0 % | >= baseline + 10 pt, p < 0.01 | **no** |" in md
+    assert (
+        "| AR accuracy vs majority baseline | 55.0 % vs 50.0 % | >= baseline + 10 pt, p < 0.01 | **no** |"
+        in md
+    )
 
 
 def test_closed_tasks_are_shown_per_configuration() -> None:
