@@ -10,7 +10,8 @@ costs anything on an idle one.
 Run it alone on the machine: other jobs count as load in both conditions. The settings:
 
   a  every usable core (2 on 2 cores), the default OpenMP wait policy: the demo's old default
-  b  threads from `choose_threads` (sampled in the child as it starts), OMP_WAIT_POLICY=PASSIVE: the new one
+  b  threads from `choose_threads` (sampled as the child starts), OMP_WAIT_POLICY=PASSIVE when that is fewer
+     than the cores: the demo's default
   c  every usable core, OMP_WAIT_POLICY=PASSIVE
   d  1 thread, the default wait policy
 
@@ -40,15 +41,15 @@ from llaso.utils.cores import busy_cores, choose_threads, usable_cpus
 # LLaSO-Nano's shape (Whisper tiny.en encoder with 10 s windows, SmolLM2-135M, stack 5, lean audio tokens)
 NANO = {"window_seconds": 10, "d_model": 384, "encoder_layers": 4, "hidden_size": 576, "layers": 30}
 SMALL = {"window_seconds": 2, "d_model": 32, "encoder_layers": 1, "hidden_size": 32, "layers": 1}
-SETTINGS = {  # name -> (threads: a number, "all" or "auto"; OMP_WAIT_POLICY=PASSIVE)
+SETTINGS: dict[str, tuple[str, bool | str]] = {  # name -> (threads: a number, "all" or "auto"; passive wait)
     "a": ("all", False),
-    "b": ("auto", True),
+    "b": ("auto", "busy"),  # as the demo: passive only when fewer threads than cores were chosen
     "c": ("all", True),
     "d": ("1", False),
 }
 LABELS = {
     "a": "a  all cores, default wait (old)",
-    "b": "b  chosen threads, passive (new)",
+    "b": "b  chosen threads, passive if busy (new)",
     "c": "c  all cores, passive",
     "d": "d  1 thread, default wait",
 }
@@ -106,9 +107,13 @@ def stop(pid: int | None) -> None:
 
 def run_setting(name: str, args: argparse.Namespace) -> dict[str, Any]:
     threads, passive = SETTINGS[name]
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
     if threads == "all":
         threads = str(len(usable_cpus()))
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    elif threads == "auto":  # sampled now, as the demo samples when a step starts
+        threads = str(choose_threads(None, env)[0])
+    if passive == "busy":
+        passive = int(threads) < len(usable_cpus())
     if passive:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     cmd = [

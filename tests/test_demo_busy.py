@@ -154,17 +154,27 @@ def unset_env(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
         monkeypatch.delenv(name)
 
 
-def test_the_child_waits_passively_unless_the_user_says(monkeypatch: pytest.MonkeyPatch) -> None:
-    env = child_env(1, {})
+def test_the_child_waits_passively_on_a_busy_machine_unless_the_user_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(training, "usable_cpus", lambda: [0, 1])
+    env = child_env(1, {})  # one thread on two cores: another process has the other one
     assert env["OMP_WAIT_POLICY"] == "PASSIVE" and env["OMP_NUM_THREADS"] == "1"
     assert env["HF_HUB_OFFLINE"] == "1"
-    assert "OMP_WAIT_POLICY" not in child_env(2, {"OMP_WAIT_POLICY": "ACTIVE"})  # it inherits the user's
+    assert "OMP_WAIT_POLICY" not in child_env(2, {})  # idle cores: spinning threads are faster
+    assert "OMP_WAIT_POLICY" not in child_env(1, {"OMP_WAIT_POLICY": "ACTIVE"})  # it inherits the user's
     monkeypatch.setattr(training, "PASSIVE_WAIT", False)
-    assert "OMP_WAIT_POLICY" not in child_env(2, {})
+    assert "OMP_WAIT_POLICY" not in child_env(1, {})
 
 
 def test_the_demo_waits_passively_itself_only_before_torch_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     unset_env(monkeypatch, "OMP_WAIT_POLICY")
+    monkeypatch.setattr(training, "usable_cpus", lambda: [0, 1])
+    monkeypatch.setattr(training, "choose_threads", lambda requested, environ: (2, "idle"))
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    passive_wait_here()
+    assert "OMP_WAIT_POLICY" not in os.environ  # an idle machine: the default policy
+    monkeypatch.setattr(training, "choose_threads", lambda requested, environ: (1, "one core busy"))
     monkeypatch.setitem(sys.modules, "torch", sys)  # loaded: too late, left alone
     passive_wait_here()
     assert "OMP_WAIT_POLICY" not in os.environ
@@ -210,6 +220,7 @@ def test_run_train_prints_the_threads_and_gives_the_child_its_settings(
 ) -> None:
     unset_env(monkeypatch, "OMP_NUM_THREADS", "OMP_WAIT_POLICY")
     monkeypatch.setattr(cores, "usable_cpus", lambda: [0, 1])
+    monkeypatch.setattr(training, "usable_cpus", lambda: [0, 1])
     monkeypatch.setattr(cores, "busy_cores", lambda: 1.0)
     made: list[FakeChild] = []
 

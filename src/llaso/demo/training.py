@@ -26,7 +26,7 @@ from typing import Any
 from llaso.corpus.jsonio import expand_inputs, iter_records, write_records
 from llaso.demo.profile import DemoError
 from llaso.train.config import load_config
-from llaso.utils.cores import choose_threads
+from llaso.utils.cores import choose_threads, usable_cpus
 
 log = logging.getLogger(__name__)
 
@@ -147,22 +147,29 @@ def thread_count(requested: int | None) -> int:
     return threads
 
 
-def wait_policy(environ: Mapping[str, str]) -> dict[str, str]:
-    """OMP_WAIT_POLICY=PASSIVE for a process about to load torch, unless `environ` already sets it."""
-    return {"OMP_WAIT_POLICY": "PASSIVE"} if PASSIVE_WAIT and "OMP_WAIT_POLICY" not in environ else {}
+def wait_policy(environ: Mapping[str, str], threads: int) -> dict[str, str]:
+    """OMP_WAIT_POLICY=PASSIVE for a process about to load torch with `threads` threads, when that is fewer
+    than the usable cores (other processes keep some busy, or the user asked for fewer), unless `environ`
+    already sets it. On idle cores spinning threads are faster: passive waiting cost about 20 % per
+    training step there (BENCHMARKS.md, "A busy machine"), and it halved the step on a busy core."""
+    busy = threads < len(usable_cpus())
+    return (
+        {"OMP_WAIT_POLICY": "PASSIVE"} if PASSIVE_WAIT and busy and "OMP_WAIT_POLICY" not in environ else {}
+    )
 
 
 def passive_wait_here() -> None:
     """`wait_policy` for this process, while torch has not loaded: the OpenMP runtime (libgomp, under torch)
     reads OMP_WAIT_POLICY once, when it is loaded, so setting it later changes nothing in this process."""
-    if "torch" not in sys.modules:
-        os.environ.update(wait_policy(os.environ))
+    if "torch" not in sys.modules and "OMP_WAIT_POLICY" not in os.environ:
+        threads, _ = choose_threads(None, os.environ)
+        os.environ.update(wait_policy(os.environ, threads))
 
 
 def child_env(threads: int, environ: Mapping[str, str]) -> dict[str, str]:
     """What the training child adds to the environment it inherits, before it loads torch."""
     env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": str(threads)}
-    return {**env, **wait_policy(environ)}
+    return {**env, **wait_policy(environ, threads)}
 
 
 def train_in_child(config: str, overrides: list[str], env: dict[str, str]) -> None:
