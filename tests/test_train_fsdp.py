@@ -40,7 +40,7 @@ from llaso.train.checkpoint import drop_tied_copies
 from llaso.train.config import load_config
 from llaso.train.trainer import LOG_FILE, Trainer
 
-from helpers.train import TINY, TINY_CONFIG, make_corpus
+from helpers.train import TINY, TINY_CONFIG, make_corpus, process_env
 
 REPO = Path(__file__).resolve().parents[1]
 FSDP_YAML = REPO / "configs" / "accelerate" / "fsdp.yaml"
@@ -78,19 +78,7 @@ def worker(rank: int, jobs: list[tuple[str, str, dict[str, str], int]]) -> None:
         os.environ.clear()
         os.environ.update(base)
         os.environ.update(env)
-        os.environ.update(
-            {
-                "MASTER_ADDR": "127.0.0.1",
-                "MASTER_PORT": str(port),
-                "RANK": str(rank),
-                "LOCAL_RANK": str(rank),
-                "WORLD_SIZE": "2",
-                "LOCAL_WORLD_SIZE": "2",
-                # without it accelerate sets torch's threads itself (cores / LOCAL_WORLD_SIZE) on CPU: the
-                # thread count changes the order of sums in the kernels, so every run gets the same one
-                "OMP_NUM_THREADS": "1",
-            }
-        )
+        os.environ.update(process_env(rank, port))
         trainer = Trainer(load_config(cfg_path, [f"output_dir={out}"]))
         seen = {
             "engine": str(trainer.accelerator.distributed_type),

@@ -14,35 +14,13 @@ from typing import Any
 
 import pytest
 import torch
-import yaml
 
 from llaso.model.modeling import LlasoForConditionalGeneration, build_tiny_llaso
 from llaso.train.checkpoint import ORIGINAL_PROJECTOR_FILE, PROJECTOR_FILE, list_checkpoints, read_projector
 from llaso.train.config import load_config
 from llaso.train.trainer import PreflightError, TrainingModule, TrainingOOMError, train
 
-from helpers.train import TINY, TINY_CONFIG, ddp_worker, make_corpus
-
-
-def write_config(root: Path, corpus: Path, stage: str = "align", **sections: Any) -> Path:
-    cfg: dict[str, Any] = {
-        "stage": stage,
-        "output_dir": str(root / "out"),
-        "model": {"tiny": dict(TINY), "config": dict(TINY_CONFIG)},
-        "data": {"train": [str(corpus)], "audio_root": str(corpus.parent)},
-        "optim": {"lr": 1e-2, "warmup_ratio": 0.0},
-        "loop": {"per_device_batch_size": 2, "grad_accum": 2, "mixed_precision": "no", "epochs": 1},
-        "save": {"steps": 100, "total_limit": 2},
-        "log": {"progress": False, "tensorboard": False},
-    }
-    for name, values in sections.items():
-        if isinstance(values, dict):
-            cfg.setdefault(name, {}).update(values)
-        else:
-            cfg[name] = values
-    path = root / f"{stage}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+from helpers.train import TINY, TINY_CONFIG, ddp_worker, make_corpus, write_config
 
 
 def initial_state() -> dict[str, torch.Tensor]:

@@ -8,31 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from llaso.corpus.jsonio import iter_records, write_records
 from llaso.train.config import load_config
 from llaso.train.trainer import _row_means, labelled_loss, train
 
-from helpers.train import TINY, TINY_CONFIG, make_corpus
-
-
-def write_config(root: Path, corpus: Path, **sections: dict) -> Path:
-    cfg = {
-        "stage": "instruct",
-        "output_dir": str(root / "out"),
-        "model": {"tiny": dict(TINY), "config": dict(TINY_CONFIG)},
-        "data": {"train": [str(corpus)], "audio_root": str(corpus.parent)},
-        "optim": {"lr": 1e-2, "warmup_ratio": 0.0},
-        "loop": {"per_device_batch_size": 2, "grad_accum": 2, "mixed_precision": "no", "epochs": 1},
-        "save": {"steps": 100, "total_limit": 2},
-        "log": {"progress": False, "tensorboard": False},
-    }
-    for name, values in sections.items():
-        cfg[name].update(values)
-    path = root / "instruct.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+from helpers.train import make_corpus, write_config
 
 
 def _two_task_corpus(root: Path, n: int = 8) -> Path:
@@ -52,7 +33,7 @@ def _records(out: Path) -> list[dict]:
 def test_one_sample_per_step_logs_its_task_and_the_step_loss(tmp_path: Path) -> None:
     corpus = _two_task_corpus(tmp_path / "c")
     loop = {"per_device_batch_size": 1, "grad_accum": 1}
-    train(load_config(write_config(tmp_path, corpus, loop=loop)))
+    train(load_config(write_config(tmp_path, corpus, "instruct", loop=loop)))
     recs = _records(tmp_path / "out")
     assert len(recs) == 8
     for r in recs:
@@ -64,7 +45,7 @@ def test_one_sample_per_step_logs_its_task_and_the_step_loss(tmp_path: Path) -> 
 
 def test_a_mixed_step_logs_each_task_it_saw(tmp_path: Path) -> None:
     corpus = _two_task_corpus(tmp_path / "c")
-    train(load_config(write_config(tmp_path, corpus, data={"group_by_length": False})))
+    train(load_config(write_config(tmp_path, corpus, "instruct", data={"group_by_length": False})))
     recs = _records(tmp_path / "out")
     assert recs and all(r["task_loss"] and set(r["task_loss"]) <= {"ASR", "SGC"} for r in recs)
     assert all(v > 0 for r in recs for v in r["task_loss"].values())

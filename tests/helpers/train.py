@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 import torch
+import yaml
 
 from llaso.corpus.jsonio import write_records
 from llaso.train.config import load_config
@@ -87,21 +88,41 @@ def make_corpus(
     return root / "train.json"
 
 
+def process_env(rank: int, port: int, world: int = 2) -> dict[str, str]:
+    """The variables a launcher gives process `rank` of `world` on this machine. OMP_NUM_THREADS 1: accelerate
+    sets torch's threads from it (else cores / processes); a fixed count keeps the kernels' sums in one order."""
+    return {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank), "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": str(world), "LOCAL_WORLD_SIZE": str(world), "OMP_NUM_THREADS": "1"}  # fmt: skip
+
+
 def ddp_worker(rank: int, cfg_path: str, port: int, out: str, overrides: tuple[str, ...] = ()) -> None:
     """One of two DDP processes (for `torch.multiprocessing.spawn`): trains the config and saves its
     weights, steps and samples to OUT/rank<N>.pt for the test to compare."""
-    os.environ.update(
-        {
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-            "RANK": str(rank),
-            "LOCAL_RANK": str(rank),
-            "WORLD_SIZE": "2",
-            # accelerate sets torch's threads from this (or to every core): 1 each, 2 processes on 2 cores
-            "OMP_NUM_THREADS": "1",
-        }
-    )
+    os.environ.update(process_env(rank, port))
     torch.set_num_threads(1)
     res = train(load_config(cfg_path, list(overrides)))
     sd = {k: v.detach().clone() for k, v in res.model.state_dict().items()}
     torch.save({"state": sd, "steps": res.global_step, "samples": res.samples}, Path(out) / f"rank{rank}.pt")
+
+
+def write_config(root: Path, corpus: Path, stage: str = "align", **sections: Any) -> Path:
+    """A training config of the tiny model on `corpus` (fp32, no progress bar), with section overrides;
+    written to ROOT/STAGE.yaml, its output under ROOT/out."""
+    cfg: dict[str, Any] = {
+        "stage": stage,
+        "output_dir": str(root / "out"),
+        "model": {"tiny": dict(TINY), "config": dict(TINY_CONFIG)},
+        "data": {"train": [str(corpus)], "audio_root": str(corpus.parent)},
+        "optim": {"lr": 1e-2, "warmup_ratio": 0.0},
+        "loop": {"per_device_batch_size": 2, "grad_accum": 2, "mixed_precision": "no", "epochs": 1},
+        "save": {"steps": 100, "total_limit": 2},
+        "log": {"progress": False, "tensorboard": False},
+    }
+    for name, values in sections.items():
+        if isinstance(values, dict):
+            cfg.setdefault(name, {}).update(values)
+        else:
+            cfg[name] = values
+    path = root / f"{stage}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
