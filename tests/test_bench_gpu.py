@@ -89,3 +89,28 @@ def test_an_unknown_section_is_refused(tmp_path: Path) -> None:
     proc = _run(tmp_path / "f.json", "--sections", "stage2,warp")
     assert proc.returncode == 2 and "warp" in proc.stderr
     assert not (tmp_path / "f.json").exists()
+
+
+@pytest.mark.parametrize("mode", ["llaso-base", "lean+stack4"])
+def test_the_flops_formula_matches_torchs_count_of_the_matmuls(mode: str, tmp_path: Path) -> None:
+    """MFU is only as good as the FLOPs: the formula, without its attention terms (torch's counter does not
+    see the CPU attention kernel), against FlopCounterMode on a real step of the tiny shape, one sample
+    (no padding, which the counter would count and model FLOPs do not)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    import bench_llaso_base as bench
+
+    cpu = torch.device("cpu")
+    model, proc = bench.build(mode, True, cpu, torch.float32, bench.llama3_sized_tokenizer())
+    samples = bench.samples_of(bench.write_corpus(tmp_path, [12.0], bench.Plan.tiny(), "x"))
+    st = bench.Stepper(model, proc, tmp_path, ["projector.*", "language_model.*"], False, cpu, torch.float32)
+    batch = st.batch(samples)
+    with FlopCounterMode(display=False) as counter:
+        loss, _ = st.module(batch)
+        loss.backward()
+    parts = bench.flops_parts(model, batch, trains_lm=True)
+    matmuls = sum(v for k, v in parts.items() if not k.endswith("attention"))
+    assert matmuls == pytest.approx(counter.get_total_flops(), rel=0.03)
+    assert bench.step_flops(model, batch, True) == pytest.approx(sum(parts.values()))

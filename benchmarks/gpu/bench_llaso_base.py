@@ -227,32 +227,46 @@ def peak_tflops(device: torch.device, given: float | None) -> float | None:
 
 
 def step_flops(model: Any, batch: dict[str, Any], trains_lm: bool) -> float:
-    """Model FLOPs of one training step (recomputation not counted, as MFU is usually defined): the LLM and
-    projector forward + backward (6 per parameter and token, attention 12·layers·width·T² per sequence, half
-    of it causal), the frozen encoder's forward (2 per parameter and position, 4·layers·width·positions² per
-    window). With the LLM frozen (stage 1) its backward still runs to reach the projector: 4 not 6."""
-    cfg = model.config
-    lm_params = sum(p.numel() for p in model.language_model.parameters()) - cfg.text_config.vocab_size * int(
-        cfg.text_config.hidden_size
-    ) * (0 if cfg.text_config.tie_word_embeddings else 1)
-    per_param = 6 if trains_lm else 4
+    """Model FLOPs of one training step (`flops_parts` summed)."""
+    return sum(flops_parts(model, batch, trains_lm).values())
+
+
+def flops_parts(model: Any, batch: dict[str, Any], trains_lm: bool) -> dict[str, float]:
+    """Model FLOPs of one training step by part (recomputation not counted, as MFU is usually defined).
+
+    The LLM's body forward + backward: 6 per non-embedding parameter and token (4 when the LLM is frozen,
+    stage 1: its backward still runs to reach the projector), attention 6·layers·width·T² per sequence. The
+    LM head runs on the labelled positions only (the trainer's loss): 6·V·h per labelled token. The
+    projector: 6 per parameter and stacked frame of every window (it runs before `lean` drops the padding),
+    4 for the first layer's weights (nothing flows back into the frozen frames). The frozen encoder: its
+    forward only, 2 per parameter and position (the first convolution at twice the rate) plus
+    4·layers·width·positions² per window. Tested against torch's FlopCounterMode (tests/test_bench_gpu.py)."""
+    cfg, t, a = model.config, model.config.text_config, model.config.audio_config
+    vocab_h = int(t.vocab_size) * int(t.hidden_size)
+    lm_params = sum(p.numel() for p in model.language_model.parameters())
+    body = lm_params - vocab_h * (1 if t.tie_word_embeddings else 2)  # the embedding and head are not body
+    per = 6 if trains_lm else 4
     lengths = batch["attention_mask"].sum(1).double()
-    t = cfg.text_config
     width = int(t.num_attention_heads) * int(
         getattr(t, "head_dim", None) or t.hidden_size // t.num_attention_heads
     )
-    lm = (
-        per_param * lm_params * lengths.sum()
-        + per_param * int(t.num_hidden_layers) * width * (lengths**2).sum()
-    )
     proj = sum(p.numel() for p in model.projector.parameters())
-    audio = (batch["input_ids"] == cfg.audio_token_id).sum()
+    first = model.projector.net[0].weight.numel()  # no gradient flows on to the frozen encoder's frames
     windows = batch["input_features"].shape[0] if "input_features" in batch else 0
-    a = cfg.audio_config
-    enc_params = sum(p.numel() for p in model.audio_tower.parameters())
     pos = int(a.max_source_positions)  # encoder positions per window: 1500 for 30 s
-    enc = windows * (2 * enc_params * pos + 4 * int(a.encoder_layers) * int(a.d_model) * pos**2)
-    return float(lm + 6 * proj * audio * cfg.stack_factor + enc)
+    tower = model.audio_tower
+    # the positional table is looked up, not multiplied; the first convolution runs at twice the frame rate
+    enc_params = sum(p.numel() for p in tower.parameters()) - tower.embed_positions.weight.numel()
+    enc_params += tower.conv1.weight.numel()
+    return {
+        "lm_body": float(per * body * lengths.sum()),
+        # forward 2·layers·width·T² (QKᵀ and AV over the causal half), backward twice that
+        "lm_attention": float(6 * int(t.num_hidden_layers) * width * (lengths**2).sum()),
+        "lm_head": float(6 * vocab_h * int((batch["labels"] != -100).sum())),
+        "projector": float((6 * proj - 2 * first) * windows * (pos // int(cfg.stack_factor))),
+        "encoder": float(windows * 2 * enc_params * pos),
+        "encoder_attention": float(windows * 4 * int(a.encoder_layers) * int(a.d_model) * pos**2),
+    }
 
 
 # ---- 1. stage 2 ------------------------------------------------------------------------------------------
