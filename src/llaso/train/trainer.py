@@ -885,14 +885,19 @@ class Trainer:
                 acc[0] += value
                 acc[1] += 1
 
-    def _task_losses(self) -> dict[str, float]:
-        """The step's mean loss per task, summed over processes (every process runs the same reduce)."""
-        sums = torch.zeros(2, len(self.task_names), dtype=torch.float64, device=self.accelerator.device)
+    def _task_sums(self) -> list[float]:
+        """This process's per-task loss sums then row counts, in `task_names` order (reduced with the
+        step's other counters, in the same collective)."""
+        sums = [0.0] * (2 * len(self.task_names))
         for t, (total, n) in self.tally.task_loss.items():
-            sums[0, t], sums[1, t] = total, n
-        sums = self.accelerator.reduce(sums, reduction="sum")
+            sums[t], sums[len(self.task_names) + t] = total, n
+        return sums
+
+    def _task_means(self, sums: torch.Tensor) -> dict[str, float]:
+        """The step's mean loss per task from the summed `_task_sums` of every process."""
+        k = len(self.task_names)
         return {
-            name: float(sums[0, t] / sums[1, t]) for t, name in enumerate(self.task_names) if sums[1, t] > 0
+            name: float(sums[t] / sums[k + t]) for t, name in enumerate(self.task_names) if sums[k + t] > 0
         }
 
     def _end_step(self, grad_norm: float | None, epoch_batches: int) -> None:
@@ -902,7 +907,7 @@ class Trainer:
         self.scheduler.step()
         st.global_step += 1
         stats = torch.tensor(
-            [tally.loss, tally.micro, tally.items, tally.skipped],
+            [tally.loss, tally.micro, tally.items, tally.skipped, *self._task_sums()],
             device=self.accelerator.device,
             dtype=torch.float64,
         )
@@ -915,7 +920,7 @@ class Trainer:
         if st.micro >= epoch_batches:
             st.epoch, st.micro = st.epoch + 1, 0
         order = tally.order()
-        task_loss = self._task_losses()
+        task_loss = self._task_means(stats[4:])
         self.tally = StepTally()
         self.result.losses.append(mean_loss)
         self.result.grad_norms.append(grad_norm)
