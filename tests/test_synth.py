@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import random
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -211,6 +212,11 @@ def test_missing_espeak_names_the_package(tmp_path, monkeypatch, capsys):
         workers=1,
         tts="espeak-ng",
         free_share=0.3,
+        tasks=list(synth.TASKS),
+        train_items=None,
+        eval_items=None,
+        align_items=None,
+        vocabulary="full",
         no_stats=True,
         no_progress=True,
     )
@@ -242,3 +248,58 @@ def test_free_share_chooses_open_or_closed_vocabulary(share):
     free = sum(t in FREE_SENTENCES for t in texts)
     assert len(texts) > 500
     assert free == (len(texts) if share == 1.0 else 0)
+
+
+def test_a_task_subset_with_its_own_counts(tmp_path):
+    """--tasks and --train/eval/align-items: only those tasks, those counts, and the card says how to redo it."""
+    report = synth.build_synthetic_corpus(
+        tmp_path / "c",
+        size="tiny",
+        seed=1,
+        tasks=("SGC", "PP"),
+        counts={"train": 3, "eval": 1},
+        progress=False,
+        stats=False,
+    )
+    assert set(report.records["instruct"]) == {"SGC", "PP"} and "align" not in report.records
+    assert {t: sum(m.values()) for t, m in report.records["instruct"].items()} == {"SGC": 3, "PP": 3}
+    assert report.records["eval"]["SGC"] == {"text_audio": 1, "pure_audio": 1}
+    assert report.counts == {"train": 3, "eval": 1, "align": 4}
+    card = (tmp_path / "c" / "README.md").read_text()
+    assert "--tasks SGC,PP --train-items 3 --eval-items 1`" in card and "--align-items" not in card
+
+
+@pytest.mark.parametrize(
+    ("counts", "match"),
+    [({"test": 3}, "unknown item count"), ({"eval": 0}, "eval items"), ({"train": -1}, "train items")],
+)
+def test_bad_counts_are_refused(counts, match):
+    with pytest.raises(ValueError, match=match):
+        synth.size_spec("tiny", counts)
+    with pytest.raises(ValueError, match="unknown size"):
+        synth.size_spec("huge")
+
+
+def test_cli_task_list(capsys):
+    p = argparse.ArgumentParser()
+    data_synth.add_arguments(p)
+    args = p.parse_args(["--out", "x", "--tasks", "sgc, PP,sgc", "--eval-items", "64"])
+    assert args.tasks == ["SGC", "PP"] and args.eval_items == 64 and args.train_items is None
+    with pytest.raises(SystemExit):
+        p.parse_args(["--out", "x", "--tasks", "SGC,ER"])  # ER has no synthetic recipe
+    assert "not synthesizable: ER" in capsys.readouterr().err
+
+
+def test_small_vocabulary_draws_from_fewer_words():
+    from llaso.builders.synthetic.content import templated_sentence
+
+    def words(vocabulary):
+        rng = random.Random(0)
+        return {
+            w.strip(".?").lower() for _ in range(3000) for w in templated_sentence(rng, vocabulary).split()
+        }
+
+    full, small = words("full"), words("small")
+    assert small < full and len(small) <= 60 and len(full) >= 130
+    with pytest.raises(ValueError, match="unknown vocabulary"):
+        templated_sentence(random.Random(0), "tiny")

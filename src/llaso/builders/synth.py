@@ -25,9 +25,9 @@ import os
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from llaso.builders.synthetic.content import (
     COMMAND_WORDS,
     FACTS,
     FREE_SENTENCES,
+    VOCABULARIES,
     arithmetic_question,
     short_sentence,
     slurp_request,
@@ -92,6 +93,22 @@ SIZES = {
     "small": SizeSpec(train=200, eval=16, align=300),
     "medium": SizeSpec(train=1000, eval=40, align=3000),
 }
+
+
+def size_spec(size: str, counts: Mapping[str, int] | None = None) -> SizeSpec:
+    """The items of `size`, with any of `train` / `eval` / `align` replaced by `counts`."""
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
+    given = dict(counts or {})
+    bad = sorted(set(given) - {"train", "eval", "align"})
+    if bad:
+        raise ValueError(f"unknown item count(s) {', '.join(bad)}: use train, eval or align")
+    for k, v in given.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < (1 if k == "eval" else 0):
+            raise ValueError(f"{k} items must be a whole number >= {1 if k == 'eval' else 0}, got {v!r}")
+    return replace(SIZES[size], **given)
+
+
 TASKS = (
     "ASR",
     "PR",
@@ -122,7 +139,7 @@ MAX_INSTRUCTION_WORDS = 16  # spoken instructions use the shorter templates, to 
 INSTRUCTION_SPEEDS = (1.0, 1.2, 1.4)  # and brisk voices (the release used 0.6-1.2 with a neural TTS)
 CORPUS = "llaso-synth"
 # Share of the spoken sentences (ASR, PR and the speaker tasks' texts) drawn from the free, open-vocabulary
-# pool; the rest come from templates over a closed vocabulary of about 150 words. 0 gives a closed-vocabulary
+# pool; the rest come from templates over a closed vocabulary of about 135 words (content.VOCABULARIES: `small` has about 55). 0 gives a closed-vocabulary
 # corpus (what `llaso demo` trains on: open-vocabulary ASR does not fit in minutes of CPU; a 6-minute CPU
 # run learned templated sentences over about 45 words to 0.6 % WER, 5 minutes on open sentences left it
 # above 100 %).
@@ -221,6 +238,7 @@ class Context:
     extra_backends: tuple[str, ...]  # flite/festival when installed (variety in ASR/SGC/SCR)
     eval_texts: set[str] = field(default_factory=set)
     free_share: float = FREE_SHARE  # share of free (open-vocabulary) sentences among spoken texts
+    vocabulary: str = "full"  # the templated sentences' closed vocabulary (content.VOCABULARIES)
     free_eval: tuple[str, ...] = ()
     free_train: tuple[str, ...] = ()
     facts_eval: tuple[tuple[str, str], ...] = ()
@@ -245,7 +263,7 @@ class Context:
         pool = self.free_eval if split == "eval" else self.free_train
         if rng.random() < self.free_share:
             return rng.choice(pool)  # the free-sentence pools are disjoint by construction
-        return self.fresh(split, lambda: templated_sentence(rng))
+        return self.fresh(split, lambda: templated_sentence(rng, self.vocabulary))
 
     # -- voices --
     def variant(self, rng: random.Random, split: str, gender: str | None = None) -> tuple[str, str]:
@@ -567,7 +585,7 @@ def _ps_answer(task: str, text: str, changes: Sequence[WordChange], gap: int) ->
 def _plan_ps(task: str) -> PlanFn:
     def plan(ctx: Context, split: str, i: int, rng: random.Random) -> tuple[dict[str, Any], AudioJob]:
         espeak = EspeakBackend()
-        text = ctx.fresh(split, lambda: short_sentence(rng))
+        text = ctx.fresh(split, lambda: short_sentence(rng, ctx.vocabulary))
         words = word_words(text)
         subs, moves, gap = _mispronunciations(task, len(words), rng)
         changes = [
@@ -744,6 +762,9 @@ class SynthReport:
     wall_seconds: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=dict)  # plan / audio / compose / write / stats
     missing_backends: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=lambda: list(TASKS))
+    counts: dict[str, int] = field(default_factory=dict)  # the SizeSpec used (train / eval / align items)
+    vocabulary: str = "full"
 
     @property
     def total_records(self) -> int:
@@ -756,6 +777,9 @@ class SynthReport:
             "seed": self.seed,
             "tts": self.tts,
             "free_share": self.free_share,
+            "tasks": self.tasks,
+            "counts": self.counts,
+            "vocabulary": self.vocabulary,
             "total_records": self.total_records,
             "records": self.records,
             "skipped": self.skipped,
@@ -780,28 +804,45 @@ def build_synthetic_corpus(
     workers: int = 2,
     tts: str = DEFAULT_BACKEND,
     tasks: Sequence[str] = TASKS,
+    counts: Mapping[str, int] | None = None,
+    vocabulary: str = "full",
     progress: bool = True,
     stats: bool = True,
     registry: Registry | None = None,
     log: Callable[[str], None] | None = None,
 ) -> SynthReport:
-    """Build (or finish) the corpus under `out`; see the module docstring. Raises `TTSError` when espeak-ng
-    or the `tts` backend is not installed (the message names the Debian package)."""
+    """Build (or finish) the corpus under `out`; see the module docstring. `counts` overrides the size's
+    items (`train`, `eval`, `align`: see `SizeSpec`). Raises `TTSError` when espeak-ng or the `tts` backend
+    is not installed (the message names the Debian package)."""
     t0 = time.perf_counter()
     say = log or (lambda _m: None)
-    if size not in SIZES:
-        raise ValueError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
+    spec = size_spec(size, counts)
     unknown = [t for t in tasks if t not in PLANNERS]
     if unknown:
         raise ValueError(f"tasks not synthesizable: {', '.join(unknown)} (see NOT_COVERED)")
+    if not tasks:
+        raise ValueError("no tasks to synthesize")
+    if vocabulary not in VOCABULARIES:
+        raise ValueError(f"unknown vocabulary {vocabulary!r}; choose one of {', '.join(VOCABULARIES)}")
     tts, extra, missing = _check_backends(tts, say)
     reg = registry or load_registry()
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    report = SynthReport(str(root), size, seed, tts, free_share=free_share, missing_backends=missing)
+    report = SynthReport(
+        str(root), size, seed, tts, free_share=free_share, missing_backends=missing, tasks=list(tasks)
+    )
+    report.counts = asdict(spec)
+    report.vocabulary = vocabulary
     if not 0.0 <= free_share <= 1.0:
         raise ValueError(f"free_share must be between 0 and 1, got {free_share}")
-    ctx = Context(seed=seed, size=SIZES[size], tts=tts, extra_backends=tuple(extra), free_share=free_share)
+    ctx = Context(
+        seed=seed,
+        size=spec,
+        tts=tts,
+        extra_backends=tuple(extra),
+        free_share=free_share,
+        vocabulary=vocabulary,
+    )
     plan = plan_corpus(ctx, tasks)
     report.phase_seconds["plan"] = time.perf_counter() - t0
     say(f"planned {len(plan):,} items over {len(tasks)} tasks")
@@ -995,6 +1036,21 @@ def _write_card(root: Path, report: SynthReport, ctx: Context, st: CorpusStats |
     write_bytes_atomic(root / "README.md", "\n".join(lines))
 
 
+def synth_command(report: SynthReport) -> str:
+    """The `llaso data synth` command line that makes this corpus (the output folder left out)."""
+    cmd = f"llaso data synth --size {report.size} --seed {report.seed} --tts {report.tts}"
+    cmd += f" --free-share {report.free_share}"
+    if report.vocabulary != "full":
+        cmd += f" --vocabulary {report.vocabulary}"
+    if list(report.tasks) != list(TASKS):
+        cmd += f" --tasks {','.join(report.tasks)}"
+    base = asdict(SIZES[report.size])
+    for k in ("train", "eval", "align"):
+        if k in report.counts and report.counts[k] != base[k]:
+            cmd += f" --{k}-items {report.counts[k]}"
+    return cmd
+
+
 def _card_intro(report: SynthReport, ctx: Context) -> list[str]:
     n_train = sum(
         n
@@ -1006,8 +1062,7 @@ def _card_intro(report: SynthReport, ctx: Context) -> list[str]:
     return [
         "# llaso synthetic corpus",
         "",
-        f"Made offline by `llaso data synth --size {report.size} --seed {report.seed} --tts {report.tts} "
-        f"--free-share {report.free_share}`. "
+        f"Made offline by `{synth_command(report)}`. "
         "Every clip is synthetic: speech from espeak-ng"
         + (", flite and festival" if ctx.extra_backends else "")
         + ", notes from additive synthesis. Every label is a fact about how its clip was made, so it is true by "
@@ -1076,8 +1131,17 @@ class SynthOptions:
     free_share: float = FREE_SHARE
     workers: int = 2
     tts: str = DEFAULT_BACKEND
+    tasks: list[str] = field(default_factory=lambda: list(TASKS))
+    train_items: int | None = None  # training items per task (None: the size's)
+    eval_items: int | None = None  # eval items per task and configuration (None: the size's)
+    align_items: int | None = None  # stage-1 ASR items (None: the size's)
+    vocabulary: str = "full"  # closed vocabulary of the templated sentences (content.VOCABULARIES)
     progress: bool = True
     stats: bool = True
+
+    def counts(self) -> dict[str, int]:
+        given = {"train": self.train_items, "eval": self.eval_items, "align": self.align_items}
+        return {k: v for k, v in given.items() if v is not None}
 
 
 def synthesize(out: str | Path, opts: SynthOptions, log: Callable[[str], None] | None = None) -> SynthReport:
@@ -1089,6 +1153,9 @@ def synthesize(out: str | Path, opts: SynthOptions, log: Callable[[str], None] |
         free_share=opts.free_share,
         workers=opts.workers,
         tts=opts.tts,
+        tasks=tuple(opts.tasks),
+        counts=opts.counts(),
+        vocabulary=opts.vocabulary,
         progress=opts.progress,
         stats=opts.stats,
         log=log,

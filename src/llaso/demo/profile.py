@@ -1,14 +1,17 @@
-"""The demo's settings: a profile (`configs/demo/full.yaml` or `quick.yaml`) as typed sections, and the
-options of one `llaso demo` run."""
+"""The demo's settings: a profile (`configs/demo/<name>.yaml`: `default`, `all`, `quick`) as typed
+sections, and the options of one `llaso demo` run."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from llaso.utils.config import load_options
 
-PROFILES = {False: "full", True: "quick"}  # --quick -> the profile's name (and its YAML file's stem)
+# the profiles shipped in configs/demo (a profile is any NAME.yaml there): `make demo` runs `default`
+PROFILES = ("default", "all", "quick")
+DEFAULT_PROFILE = "default"
 
 
 class DemoError(RuntimeError):
@@ -19,6 +22,15 @@ class DemoError(RuntimeError):
 class CorpusSection:
     size: str = "small"  # `llaso data synth --size`
     free_share: float | None = None  # synth's --free-share; None: synth's default
+    tasks: list[str] | None = None  # synth's --tasks (None: every synthetic task)
+    vocabulary: str = "full"  # synth's --vocabulary: the templated sentences' closed vocabulary
+    train_items: int | None = None  # synth's --train-items, --eval-items, --align-items (None: the size's)
+    eval_items: int | None = None
+    align_items: int | None = None
+
+    def counts(self) -> dict[str, int]:
+        given = {"train": self.train_items, "eval": self.eval_items, "align": self.align_items}
+        return {k: v for k, v in given.items() if v is not None}
 
 
 @dataclass
@@ -44,6 +56,10 @@ class InstructSection:
     task_weights: dict[str, float] | None = (
         None  # each task's share of the subset (default 1; 0 leaves it out)
     )
+    # what stage 2 starts from: `projector` (the original recipe: the stage-1 projector on the imported
+    # language model) or `model` (the whole stage-1 model, for a stage 1 that also trained LoRA adapters,
+    # merged into the language model when it was saved)
+    start: Literal["projector", "model"] = "projector"
 
 
 @dataclass
@@ -62,7 +78,7 @@ class TargetsSection:
     closed_margin: float = 0.15  # accuracy at least this much over the majority-class baseline, in (t,a)
     closed_p: float = 0.01  # and a one-sided binomial p-value below this against the baseline's rate
     asr_wer: float = 0.15
-    pp_mae: float = 3.0  # semitones
+    # numeric tasks (PP): an MAE below that of always answering the training answers' median, in (t,a)
 
 
 @dataclass
@@ -79,7 +95,7 @@ class DemoOptions:
     """The options of one `llaso demo` run (its flags)."""
 
     out: str = "demo-run"  # folder for everything the demo makes
-    quick: bool = False  # the quick profile instead of the full one
+    profile: str = DEFAULT_PROFILE  # a profile of the config folder (its NAME.yaml)
     seed: int = 0  # seed of the synthetic corpus
     weights: str | None = None  # folder of `llaso weights import` (None: OUT/weights)
     config_dir: str | None = None  # folder of the demo configs (None: configs/demo of this checkout)
@@ -95,16 +111,29 @@ def config_dir(given: str | None = None) -> Path:
         return Path(given)
     for base in (Path(__file__).resolve().parents[3], Path.cwd()):
         d = base / "configs" / "demo"
-        if (d / "full.yaml").is_file():
+        if (d / f"{DEFAULT_PROFILE}.yaml").is_file():
             return d
     raise DemoError("configs/demo not found; run from the llaso checkout or pass --config-dir")
 
 
-def profile_path(cfg_dir: Path, quick: bool) -> Path:
-    return cfg_dir / f"{PROFILES[quick]}.yaml"
+def available_profiles(cfg_dir: Path) -> list[str]:
+    """The profile names of `cfg_dir`: its YAML files that are not training configs."""
+    return sorted(
+        p.stem
+        for p in cfg_dir.glob("*.yaml")
+        if p.stem not in ("align", "instruct") and not p.stem.startswith("_")
+    )
 
 
-def load_profile(cfg_dir: Path, quick: bool, overrides: list[str] | None = None) -> DemoProfile:
-    """The full or quick profile of `cfg_dir`, with dotted `key=value` overrides; an unknown key or a wrong
-    type is a `ConfigError` that names it."""
-    return load_options(DemoProfile, profile_path(cfg_dir, quick), overrides or (), what="a demo profile")
+def profile_path(cfg_dir: Path, name: str) -> Path:
+    path = cfg_dir / f"{name}.yaml"
+    if not path.is_file() or name in ("align", "instruct"):
+        known = ", ".join(available_profiles(cfg_dir)) or "none"
+        raise DemoError(f"no demo profile {name!r} in {cfg_dir} (profiles there: {known})")
+    return path
+
+
+def load_profile(cfg_dir: Path, name: str, overrides: list[str] | None = None) -> DemoProfile:
+    """The profile `name` of `cfg_dir`, with dotted `key=value` overrides; an unknown key or a wrong type is
+    a `ConfigError` that names it."""
+    return load_options(DemoProfile, profile_path(cfg_dir, name), overrides or (), what="a demo profile")

@@ -8,6 +8,7 @@ weights step is quick when its folders are complete). Inside a step the tools re
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import shutil
@@ -19,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llaso.builders.synth import FREE_SHARE, build_synthetic_corpus
+from llaso.builders.synth import FREE_SHARE, TASKS, build_synthetic_corpus, synth_command
 from llaso.corpus.jsonio import write_bytes_atomic, write_json_atomic
+from llaso.demo.baselines import median_baselines
 from llaso.demo.profile import (
-    PROFILES,
     CorpusSection,
     DemoError,
     DemoOptions,
@@ -80,15 +81,15 @@ class DemoRun:
     def create(cls, options: DemoOptions) -> DemoRun:
         out = Path(options.out)
         cfg_dir = config_dir(options.config_dir)
-        profile = load_profile(cfg_dir, options.quick)
+        profile = load_profile(cfg_dir, options.profile)
         return cls(
             options=options,
             profile=profile,
-            profile_name=PROFILES[options.quick],
-            profile_path=profile_path(cfg_dir, options.quick),
+            profile_name=options.profile,
+            profile_path=profile_path(cfg_dir, options.profile),
             cfg_dir=cfg_dir,
             out=out,
-            work=out / PROFILES[options.quick],
+            work=out / options.profile,
             weights=Path(options.weights) if options.weights else out / "weights",
             corpus=corpus_folder(out, profile.corpus, options.seed),
             real_speech=profile.infer.real_speech and options.real_speech,
@@ -227,23 +228,49 @@ def weights_step(run: DemoRun) -> dict[str, Any]:
 
 # ---- 3. corpus ---------------------------------------------------------------------------------------
 def corpus_folder(out: Path, corpus: CorpusSection, seed: int) -> Path:
-    """OUT/corpus-<size>[-closed][-seed<N>]: corpora made with different settings never share a folder."""
+    """OUT/corpus-<size>[-closed][-<tasks and counts digest>][-seed<N>]: corpora made with different
+    settings never share a folder."""
     name = f"corpus-{corpus.size}"
     share = corpus.free_share
     if share is not None and share != FREE_SHARE:
         name += "-closed" if share == 0 else f"-free{share:g}"
+    tasks = list(corpus.tasks) if corpus.tasks is not None else list(TASKS)
+    if tasks != list(TASKS) or corpus.counts() or corpus.vocabulary != "full":
+        key = json.dumps(
+            {"tasks": tasks, "counts": corpus.counts(), "vocabulary": corpus.vocabulary}, sort_keys=True
+        )
+        name += "-" + hashlib.sha256(key.encode()).hexdigest()[:8]
     if seed:
         name += f"-seed{seed}"
     return out / name
 
 
 def corpus_step(run: DemoRun) -> dict[str, Any]:
-    size, free_share = run.profile.corpus.size, run.profile.corpus.free_share
-    share = FREE_SHARE if free_share is None else free_share
+    c = run.profile.corpus
+    share = FREE_SHARE if c.free_share is None else c.free_share
+    tasks = tuple(c.tasks) if c.tasks is not None else TASKS
     rep = build_synthetic_corpus(
-        run.corpus, size=size, seed=run.options.seed, free_share=share, workers=2, progress=True, log=say
+        run.corpus,
+        size=c.size,
+        seed=run.options.seed,
+        free_share=share,
+        tasks=tasks,
+        counts=c.counts(),
+        vocabulary=c.vocabulary,
+        workers=2,
+        progress=True,
+        log=say,
     )
-    return {"corpus": str(run.corpus), "size": size, "free_share": share, "records": rep.total_records}
+    return {
+        "corpus": str(run.corpus),
+        "command": synth_command(rep),
+        "size": c.size,
+        "free_share": share,
+        "tasks": list(tasks),
+        "counts": rep.counts,
+        "vocabulary": rep.vocabulary,
+        "records": rep.total_records,
+    }
 
 
 # ---- 4./5. training ----------------------------------------------------------------------------------
@@ -272,12 +299,13 @@ def instruct_step(run: DemoRun) -> dict[str, Any]:
         train_data = training_subset(
             train_data, run.work / "instruct-train.json", stage.samples, run.options.seed, stage.task_weights
         )
-    overrides = [
-        *model_overrides(run),
-        f"model.projector={run.work / 'align' / 'final'}",
-        f"data.train=[{train_data}]",
-        *stage.overrides,
-    ]
+    stage1 = run.work / "align" / "final"
+    if stage.start == "model":  # the whole stage-1 model (its LoRA merged into the language model)
+        start = [f"model.path={stage1}", "model.encoder=null", "model.language_model=null"]
+        start.append(f"data.audio_root={run.corpus}")
+    else:  # the original recipe: the stage-1 projector on the imported weights
+        start = [*model_overrides(run), f"model.projector={stage1}"]
+    overrides = [*start, f"data.train=[{train_data}]", *stage.overrides]
     return run_train(
         run.cfg_dir / stage.config,
         overrides,
@@ -379,7 +407,7 @@ def eval_step(run: DemoRun) -> dict[str, Any]:
     systems = {"synth": evaluate_predictions(run.work / "preds" / "synth", run.work / "eval")}
     if run.real_speech and (run.work / "preds" / "librivox").is_dir():
         systems["real"] = evaluate_predictions(run.work / "preds" / "librivox", run.work / "eval-librivox")
-    return {
+    out: dict[str, Any] = {
         k: {
             "tasks": s.tasks,
             "normalized_score": s.normalized_score,
@@ -388,16 +416,17 @@ def eval_step(run: DemoRun) -> dict[str, Any]:
         }
         for k, s in systems.items()
     }
+    # numeric tasks (PP) against always answering the training answers' median
+    out["synth"]["numeric_baselines"] = median_baselines(run.corpus, load_registry(), systems["synth"].tasks)
+    return out
 
 
 PIPELINE = (
     Step("check", "check the Debian tools and weight packages", check_step, resumable=False),
     Step("weights", "import the weights into {run.weights}/", weights_step, resumable=False),
     Step("corpus", "synthetic corpus ({run.profile.corpus.size}) in {run.corpus}/", corpus_step),
-    Step("align", "stage 1: ASR alignment, projector only (feature cache)", align_step),
-    Step(
-        "instruct", "stage 2: instruction tuning, every synthetic task, three configurations", instruct_step
-    ),
+    Step("align", "stage 1: ASR alignment (feature cache)", align_step),
+    Step("instruct", "stage 2: instruction tuning on the profile's tasks and configurations", instruct_step),
     Step("infer", "llaso infer: synthetic eval split and real speech", infer_step),
     Step("eval", "llaso eval and the reports", eval_step),
 )
