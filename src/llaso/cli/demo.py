@@ -32,9 +32,10 @@ tools resume on their own inside a step (weights skip complete folders, synth re
 resumes from its newest checkpoint, inference per file and per batch): rerunning the command after an
 interruption continues where it stopped.
 
-Profiles (configs/demo/NAME.yaml, --profile NAME): `default` (what `make demo` runs: six tasks chosen to be
-learnable in 20 minutes, with targets), `all` (all 16 synthetic tasks in the three configurations; about an
-hour), `quick` (= --quick: the pipeline on a tiny corpus, the CI test). Each profile works in OUT/NAME."""
+Profiles (configs/demo/NAME.yaml, --profile NAME): `default` (what `make demo` runs: six tasks over the three
+categories, 64 eval items per task and configuration, target 20 minutes), `all` (all 16 synthetic tasks in
+the three configurations, target 60 minutes), `quick` (= --quick: the pipeline on a tiny corpus, the CI
+test). Each profile works in OUT/NAME; the summary says which targets were met."""
 
 EXAMPLES = (
     "  llaso demo                       # the default profile into ./demo-run (about 20 minutes on 2 cores)\n"

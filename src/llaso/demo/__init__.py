@@ -2,7 +2,7 @@
 
 Modules, in the order a reader meets them:
 
-* `profile`: the settings: `DemoProfile` (configs/demo/full.yaml or quick.yaml, typed) and `DemoOptions`
+* `profile`: the settings: `DemoProfile` (configs/demo/NAME.yaml: default, all, quick; typed) and `DemoOptions`
   (the command's flags); `DemoError`, a step that cannot run;
 * `steps`: the pipeline, a list of `Step`s (check, weights, corpus, align, instruct, infer, eval) that
   `run_demo` runs in order, each leaving a done-marker so that a rerun continues where it stopped;
