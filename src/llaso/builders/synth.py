@@ -139,8 +139,8 @@ MAX_INSTRUCTION_WORDS = 16  # spoken instructions use the shorter templates, to 
 INSTRUCTION_SPEEDS = (1.0, 1.2, 1.4)  # and brisk voices (the release used 0.6-1.2 with a neural TTS)
 CORPUS = "llaso-synth"
 # Share of the spoken sentences (ASR, PR and the speaker tasks' texts) drawn from the free, open-vocabulary
-# pool; the rest come from templates over a closed vocabulary of about 135 words (content.VOCABULARIES: `small` has about 55). 0 gives a closed-vocabulary
-# corpus (what `llaso demo` trains on: open-vocabulary ASR does not fit in minutes of CPU; a 6-minute CPU
+# pool; the rest come from templates over a closed vocabulary of about 135 words (content.VOCABULARIES:
+# `small` has about 55). 0 gives a closed-vocabulary corpus (what `llaso demo` trains on: open-vocabulary ASR does not fit in minutes of CPU; a 6-minute CPU
 # run learned templated sentences over about 45 words to 0.6 % WER, 5 minutes on open sentences left it
 # above 100 %).
 FREE_SHARE = 0.3
@@ -1140,6 +1140,7 @@ class SynthOptions:
     stats: bool = True
 
     def counts(self) -> dict[str, int]:
+        """The item counts given (None: the size's), as `size_spec` takes them."""
         given = {"train": self.train_items, "eval": self.eval_items, "align": self.align_items}
         return {k: v for k, v in given.items() if v is not None}
 

@@ -28,10 +28,6 @@ class CorpusSection:
     eval_items: int | None = None
     align_items: int | None = None
 
-    def counts(self) -> dict[str, int]:
-        given = {"train": self.train_items, "eval": self.eval_items, "align": self.align_items}
-        return {k: v for k, v in given.items() if v is not None}
-
 
 @dataclass
 class AlignSection:

@@ -16,11 +16,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llaso.builders.synth import FREE_SHARE, TASKS, build_synthetic_corpus, synth_command
+from llaso.builders.synth import FREE_SHARE, TASKS, SynthOptions, synth_command, synthesize
 from llaso.corpus.jsonio import write_bytes_atomic, write_json_atomic
 from llaso.demo.baselines import median_baselines
 from llaso.demo.profile import (
@@ -227,17 +227,23 @@ def weights_step(run: DemoRun) -> dict[str, Any]:
 
 
 # ---- 3. corpus ---------------------------------------------------------------------------------------
+def synth_options(corpus: CorpusSection, seed: int) -> SynthOptions:
+    """The `llaso data synth` settings of the profile's corpus (synth's defaults where it names none)."""
+    given = {k: v for k, v in asdict(corpus).items() if v is not None}
+    return SynthOptions(**given, seed=seed, workers=2)
+
+
 def corpus_folder(out: Path, corpus: CorpusSection, seed: int) -> Path:
-    """OUT/corpus-<size>[-closed][-<tasks and counts digest>][-seed<N>]: corpora made with different
-    settings never share a folder."""
-    name = f"corpus-{corpus.size}"
-    share = corpus.free_share
-    if share is not None and share != FREE_SHARE:
-        name += "-closed" if share == 0 else f"-free{share:g}"
-    tasks = list(corpus.tasks) if corpus.tasks is not None else list(TASKS)
-    if tasks != list(TASKS) or corpus.counts() or corpus.vocabulary != "full":
+    """OUT/corpus-<size>[-closed][-<tasks, counts and vocabulary digest>][-seed<N>]: corpora made with
+    different settings never share a folder."""
+    opts = synth_options(corpus, seed)
+    name = f"corpus-{opts.size}"
+    if opts.free_share != FREE_SHARE:
+        name += "-closed" if opts.free_share == 0 else f"-free{opts.free_share:g}"
+    if list(opts.tasks) != list(TASKS) or opts.counts() or opts.vocabulary != "full":
         key = json.dumps(
-            {"tasks": tasks, "counts": corpus.counts(), "vocabulary": corpus.vocabulary}, sort_keys=True
+            {"tasks": list(opts.tasks), "counts": opts.counts(), "vocabulary": opts.vocabulary},
+            sort_keys=True,
         )
         name += "-" + hashlib.sha256(key.encode()).hexdigest()[:8]
     if seed:
@@ -246,27 +252,14 @@ def corpus_folder(out: Path, corpus: CorpusSection, seed: int) -> Path:
 
 
 def corpus_step(run: DemoRun) -> dict[str, Any]:
-    c = run.profile.corpus
-    share = FREE_SHARE if c.free_share is None else c.free_share
-    tasks = tuple(c.tasks) if c.tasks is not None else TASKS
-    rep = build_synthetic_corpus(
-        run.corpus,
-        size=c.size,
-        seed=run.options.seed,
-        free_share=share,
-        tasks=tasks,
-        counts=c.counts(),
-        vocabulary=c.vocabulary,
-        workers=2,
-        progress=True,
-        log=say,
-    )
+    opts = synth_options(run.profile.corpus, run.options.seed)
+    rep = synthesize(run.corpus, opts, log=say)
     return {
         "corpus": str(run.corpus),
         "command": synth_command(rep),
-        "size": c.size,
-        "free_share": share,
-        "tasks": list(tasks),
+        "size": rep.size,
+        "free_share": rep.free_share,
+        "tasks": rep.tasks,
         "counts": rep.counts,
         "vocabulary": rep.vocabulary,
         "records": rep.total_records,

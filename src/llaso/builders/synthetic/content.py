@@ -117,8 +117,6 @@ _SMALL = {"name": 5, "adj": 5, "noun": 5, "verb": 5, "loc": 3, "imp": 5, "num": 
 
 
 def _slots(vocabulary: str) -> dict[str, tuple[str, ...]]:
-    if vocabulary not in VOCABULARIES:
-        raise ValueError(f"unknown vocabulary {vocabulary!r}; choose one of {', '.join(VOCABULARIES)}")
     lists = {
         "name": _NAMES,
         "adj": _ADJ,
@@ -135,9 +133,14 @@ def _slots(vocabulary: str) -> dict[str, tuple[str, ...]]:
     return lists
 
 
+_VOCABULARY_SLOTS = {v: _slots(v) for v in VOCABULARIES}  # built once: a corpus draws thousands of sentences
+
+
 def templated_sentence(rng: random.Random, vocabulary: str = "full") -> str:
     """A sentence from one of the templates, its slots drawn from the `vocabulary`'s word lists."""
-    w = _slots(vocabulary)
+    w = _VOCABULARY_SLOTS.get(vocabulary)
+    if w is None:
+        raise ValueError(f"unknown vocabulary {vocabulary!r}; choose one of {', '.join(VOCABULARIES)}")
     tpl = rng.choice(_TEMPLATES)
     name, name2 = rng.sample(w["name"], 2)
     noun, noun2 = rng.sample(w["noun"], 2)
