@@ -79,6 +79,25 @@ def test_targets_are_checked_in_text_audio_and_reported_elsewhere() -> None:
     assert "SGC accuracy vs majority baseline" not in rows
 
 
+def test_a_wer_just_over_the_goal_does_not_print_as_the_goal() -> None:
+    # 15.04 % printed as "15.0 %" beside "no" read as a contradiction in a measured run
+    synth = _synth((48 / 64, 0.5, 64), (30 / 64, 0.5, 64))
+    synth["by_configuration"]["ASR"]["text_audio"]["wer"] = 0.1504
+    row = next(
+        r
+        for r in check_targets(synth, None, TargetsSection(), None)
+        if r["target"] == "synthetic ASR WER (t,a)"
+    )
+    assert row["met"] is False and row["value"] == "15.04 %"
+    synth["by_configuration"]["ASR"]["text_audio"]["wer"] = 0.15
+    row = next(
+        r
+        for r in check_targets(synth, None, TargetsSection(), None)
+        if r["target"] == "synthetic ASR WER (t,a)"
+    )
+    assert row["met"] is True and row["value"] == "15.0 %"
+
+
 def test_a_gain_without_evidence_is_not_learned() -> None:
     synth = _synth((12 / 16, 0.5, 16), (8 / 16, 0.5, 16))  # +25 points on 16 items: p 0.038
     row = next(

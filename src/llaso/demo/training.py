@@ -15,9 +15,13 @@ import logging
 import multiprocessing
 import os
 import random
+import signal
 import statistics
 import sys
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -119,17 +123,18 @@ def run_train(
     print("$ llaso train " + " ".join(["--config", str(config), *overrides]), flush=True)
     env = child_env(n, os.environ)
     child = multiprocessing.get_context("spawn").Process(
-        target=train_in_child, args=(str(config), overrides, env), name="llaso-train"
+        target=train_in_child, args=(str(config), overrides, env, os.getpid()), name="llaso-train"
     )
     log_file = out / "train_log.jsonl"
     before = _stat(log_file)  # before the child starts: its own records change the file
-    child.start()
-    try:
-        watch_child(child, log_file, SlowSteps(expected_step_s, one_thread=n == 1), before)
-    except BaseException:  # an interrupt stops the child too, as it stopped a subprocess.run child
-        child.kill()
-        child.join()
-        raise
+    with terminate_raises():
+        child.start()
+        try:
+            watch_child(child, log_file, SlowSteps(expected_step_s, one_thread=n == 1), before)
+        except BaseException:  # an interrupt or a `kill` stops the child too
+            child.kill()
+            child.join()
+            raise
     if child.exitcode != 0:
         raise DemoError(
             f"training failed (exit {child.exitcode}); see {log_file}. "
@@ -172,9 +177,47 @@ def child_env(threads: int, environ: Mapping[str, str]) -> dict[str, str]:
     return {**env, **wait_policy(environ, threads)}
 
 
-def train_in_child(config: str, overrides: list[str], env: dict[str, str]) -> None:
+@contextmanager
+def terminate_raises() -> Iterator[None]:
+    """SIGTERM (a plain `kill`) raises SystemExit(143) in the main thread while the block runs, so that
+    `run_train` stops its child as it does on Ctrl-C. Python's default for SIGTERM ends the process at
+    once, and the child then trained on alone: it kept both cores busy, and a rerun of the demo started a
+    second trainer on the same output folder. Outside the main thread (no handler can be set) a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def exit_with_parent(parent_pid: int, poll_s: float = 2.0) -> threading.Thread:
+    """A daemon thread that ends this process when `parent_pid` is no longer its parent: the demo that
+    started it was killed in a way it could not pass on (SIGKILL, a crash). The child exits at once
+    (status 137); its checkpoints are written by rename, so the rerun resumes from the last whole one."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        print("the demo that started this training is gone: stopping", file=sys.stderr, flush=True)
+        os._exit(137)
+
+    thread = threading.Thread(target=watch, name="llaso-parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def train_in_child(config: str, overrides: list[str], env: dict[str, str], parent_pid: int) -> None:
     """The child's side of `run_train`: environment, logging, `train(load_config(...))`, a one-line result.
-    Bad input (ValueError, OSError) ends it with status 2 and one line, as `llaso train` does."""
+    Bad input (ValueError, OSError) ends it with status 2 and one line, as `llaso train` does. It stops
+    when its parent is gone (`exit_with_parent`)."""
+    exit_with_parent(parent_pid)
     os.environ.update(env)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
