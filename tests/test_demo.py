@@ -296,6 +296,22 @@ def test_profile_keys_are_checked(tmp_path: Path) -> None:
         load_profile(tmp_path, "quick")
 
 
+def test_a_child_profile_replaces_the_per_task_tables_of_its_base(tmp_path: Path) -> None:
+    # merged key by key, the base's SGC share stayed in a child that dropped SGC from its corpus
+    (tmp_path / "base.yaml").write_text(
+        "corpus:\n  tasks: [ASR, SGC]\ninstruct:\n  samples: 100\n  task_weights: {ASR: 2, SGC: 2}\n"
+        "infer:\n  max_new_tokens_per_task: {ASR: 24, SGC: 4}\n"
+    )
+    (tmp_path / "child.yaml").write_text(
+        "base: base.yaml\ncorpus:\n  tasks: [ASR, PP]\ninstruct:\n  task_weights: {PP: 1.5}\n"
+        "infer:\n  max_new_tokens_per_task: {PP: 6}\n"
+    )
+    prof = load_profile(tmp_path, "child")
+    assert prof.instruct.task_weights == {"PP": 1.5}
+    assert prof.infer.max_new_tokens_per_task == {"PP": 6}
+    assert prof.instruct.samples == 100 and prof.corpus.tasks == ["ASR", "PP"]  # the rest still merges
+
+
 def test_a_step_leaves_a_marker_and_a_rerun_reuses_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

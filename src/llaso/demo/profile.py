@@ -129,7 +129,18 @@ def profile_path(cfg_dir: Path, name: str) -> Path:
     return path
 
 
+# A profile with `base: other.yaml` that gives one of these per-task tables gives the whole table: merged key by
+# key, a base's task would stay in a child's stage-2 shares (and fail there when the child drops the task).
+PER_TASK_TABLES = ("task_weights", "max_new_tokens_per_task")
+
+
 def load_profile(cfg_dir: Path, name: str, overrides: list[str] | None = None) -> DemoProfile:
     """The profile `name` of `cfg_dir`, with dotted `key=value` overrides; an unknown key or a wrong type is
     a `ConfigError` that names it."""
-    return load_options(DemoProfile, profile_path(cfg_dir, name), overrides or (), what="a demo profile")
+    return load_options(
+        DemoProfile,
+        profile_path(cfg_dir, name),
+        overrides or (),
+        atomic_keys=PER_TASK_TABLES,
+        what="a demo profile",
+    )
