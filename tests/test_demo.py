@@ -82,6 +82,20 @@ def test_profiles_name_existing_training_configs() -> None:
             assert align.lora.enabled
 
 
+def test_every_experiment_profile_loads_and_its_tables_name_its_tasks() -> None:
+    """The `_NAME.yaml` profiles behind BENCHMARKS.md's rows stay runnable as their bases change: each loads,
+    and its per-task tables name only tasks of its corpus (a base's task left in a table fails the run)."""
+    cfg_dir = config_dir()
+    names = sorted(p.stem for p in cfg_dir.glob("_*.yaml"))
+    assert len(names) >= 5
+    for name in names:
+        prof = load_profile(cfg_dir, name)
+        tasks = set(prof.corpus.tasks or [])
+        assert tasks, name
+        assert set(prof.instruct.task_weights or {}) <= tasks, name
+        assert set(prof.infer.max_new_tokens_per_task) <= tasks, name
+
+
 def test_default_profile_is_what_the_issue_asks() -> None:
     """At least 6 tasks over the three categories, ASR among them, 64 eval items per task and configuration,
     and every one of them is in the stage-2 mix."""

@@ -115,6 +115,10 @@ class LoopSection:
     # else none; on an AVX2 CPU a bf16-autocast step takes several times an fp32 one (BENCHMARKS.md)
     mixed_precision: Literal["no", "bf16", "fp16", "auto"] = "bf16"
     gradient_checkpointing: bool = False
+    # store the frozen parameters in the autocast dtype (bf16/fp16) so that no step casts them again; the
+    # trainable ones stay in model.dtype and saved folders are written in it. No effect without autocast;
+    # one process or DDP only (a sharding engine wants one dtype per flat parameter)
+    frozen_in_autocast: bool = False
     seed: int = 42
     find_unused_parameters: bool = True  # DDP: a text-only batch leaves the projector without gradient
 

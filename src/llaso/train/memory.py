@@ -366,7 +366,7 @@ def build_meta_model(
     import torch
 
     from llaso.model import LlasoForConditionalGeneration, build_tiny_llaso
-    from llaso.train.trainer import _prepare_parameters
+    from llaso.train.trainer import AUTOCAST_DTYPES, _prepare_parameters, store_frozen
 
     m = cfg.model
     dtype = getattr(torch, m.dtype)
@@ -386,6 +386,9 @@ def build_meta_model(
         model.to(dtype)
         with _quiet_trainer_log():
             _prepare_parameters(model, cfg)
+        autocast = "bf16" if cfg.loop.mixed_precision == "auto" else cfg.loop.mixed_precision  # a GPU's
+        if cfg.loop.frozen_in_autocast and autocast in AUTOCAST_DTYPES:
+            store_frozen(model, AUTOCAST_DTYPES[autocast])
     return model, source
 
 

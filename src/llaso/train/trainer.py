@@ -235,6 +235,26 @@ def _prepare_parameters(model: Any, cfg: TrainConfig) -> tuple[int, bool]:
     return n_train, encoder_trains
 
 
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def store_frozen(model: nn.Module, dtype: torch.dtype) -> int:
+    """Cast the frozen floating-point parameters to `dtype` in place (autocast would cast them to it at
+    every use anyway); returns how many elements were cast."""
+    n = 0
+    for p in model.parameters():
+        if not p.requires_grad and p.is_floating_point() and p.dtype != dtype:
+            p.data = p.data.to(dtype)
+            n += p.numel()
+    return n
+
+
+def in_dtype(state_dict: dict[str, Any], source: torch.dtype, target: torch.dtype) -> dict[str, Any]:
+    """The state dict with its `source`-dtype tensors in `target` (the frozen parameters back in the
+    model's dtype before a save, so that merged LoRA deltas are not rounded to bf16)."""
+    return {k: v.to(target) if v.dtype == source else v for k, v in state_dict.items()}
+
+
 def has_fast_loss(model: Any) -> bool:
     """Whether `labelled_loss` computes exactly the language model's own loss: a decoder body plus a plain
     linear head (no logit soft-capping or scaling, as in Gemma or Cohere)."""
@@ -624,7 +644,8 @@ class Trainer:
         samples = load_samples(cfg.data.train)
         self.model, self.processor = build_model(cfg)
         self.n_trainable, encoder_trains = _prepare_parameters(self.model, cfg)
-        self.cache = self._feature_cache()
+        self.frozen_dtype = self._store_frozen()
+        self.cache = self._feature_cache()  # after the cast: the fingerprint reads the encoder's dtypes
         # tasks by number, for the per-task losses of the log (samples without a task: "-")
         self.task_names = sorted({s.task or "-" for s in samples})
         self.task_of = [self.task_names.index(s.task or "-") for s in samples]
@@ -675,6 +696,23 @@ class Trainer:
             broadcast_object_list(verdict)
         if verdict[0]:
             raise PreflightError(verdict[0])
+
+    def _store_frozen(self) -> torch.dtype | None:
+        """`loop.frozen_in_autocast`: the frozen parameters stored in the autocast dtype; returns it."""
+        if not self.cfg.loop.frozen_in_autocast:
+            return None
+        dtype = AUTOCAST_DTYPES.get(str(self.accelerator.mixed_precision))
+        if dtype is None:
+            log.info("loop.frozen_in_autocast: no autocast in force, the frozen parameters stay as loaded")
+            return None
+        engine = self.accelerator.distributed_type
+        if engine in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+            raise ConfigError(
+                f"loop.frozen_in_autocast works on one process or under DDP, not {engine.value}"
+            )
+        n = store_frozen(self.model, dtype)
+        log.info("loop.frozen_in_autocast: %s frozen parameters stored in %s", f"{n:,}", dtype)
+        return dtype
 
     def _feature_cache(self) -> FeatureCache | None:
         data = self.cfg.data
@@ -968,6 +1006,8 @@ class Trainer:
             tmp.mkdir(parents=True, exist_ok=True)
             inner = acc.unwrap_model(self.module).model
             sd = drop_tied_copies({k.removeprefix("model."): v for k, v in full.items()}, inner)
+            if self.frozen_dtype is not None:
+                sd = in_dtype(sd, self.frozen_dtype, getattr(torch, self.cfg.model.dtype))
             scaling = lora_scaling(inner)
             if scaling:
                 sd = merge_lora_state_dict(sd, scaling)
