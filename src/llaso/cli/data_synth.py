@@ -27,7 +27,7 @@ EXAMPLES = """\
   llaso data synth --out data/synth --size small            # ~3,900 training records in a few minutes
   llaso data synth --out data/synth --size medium --workers 2 --seed 1
   llaso data synth --out data/synth --size small --tts flite   # flite voices for generic speech
-  llaso data synth --out data/six --tasks ASR,AQA,AC,IC,SCR,PP --eval-items 64   # a task subset, 64 eval items per stratum
+  llaso data synth --out data/six --tasks ASR,AQA,AC,IC,SCR,IP --eval-items 64   # a task subset, 64 eval items per stratum
 """
 
 OUT_HELP = "output folder (created; an unfinished build there is continued)"

@@ -357,6 +357,12 @@ def _no_model_error(cfg: TrainConfig, origin: str) -> ShapeError:
     return ShapeError(f"{origin} {where}: give the model's shape with --shape configs/model/llaso-base.yaml")
 
 
+def gpu_autocast(cfg: TrainConfig) -> str:
+    """`loop.mixed_precision` on the GPU the estimate is for, where `auto` is bf16 (llaso.utils.precision:
+    native there)."""
+    return "bf16" if cfg.loop.mixed_precision == "auto" else cfg.loop.mixed_precision
+
+
 def build_meta_model(
     cfg: TrainConfig, shape: str | Path | None = None, origin: str = "the training config"
 ) -> tuple[Any, str]:
@@ -386,7 +392,7 @@ def build_meta_model(
         model.to(dtype)
         with _quiet_trainer_log():
             _prepare_parameters(model, cfg)
-        autocast = "bf16" if cfg.loop.mixed_precision == "auto" else cfg.loop.mixed_precision  # a GPU's
+        autocast = gpu_autocast(cfg)
         if cfg.loop.frozen_in_autocast and autocast in AUTOCAST_DTYPES:
             store_frozen(model, AUTOCAST_DTYPES[autocast])
     return model, source
@@ -499,8 +505,7 @@ def profile_model(model: Any, cfg: TrainConfig, source: str = "") -> ModelProfil
         source=source,
         dtype=cfg.model.dtype,
         param_bytes=torch.empty((), dtype=getattr(torch, cfg.model.dtype)).element_size(),
-        # the estimate is for a GPU, where `auto` is bf16 (llaso.utils.precision: native there)
-        mixed_precision="bf16" if cfg.loop.mixed_precision == "auto" else cfg.loop.mixed_precision,
+        mixed_precision=gpu_autocast(cfg),
         gradient_checkpointing=cfg.loop.gradient_checkpointing,
         fast_loss=has_fast_loss(model),
         parts=parts,
